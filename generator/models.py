@@ -1,0 +1,259 @@
+"""Find models on disk and fingerprint them for cache keys, without importing torch.
+
+A model is a Hugging Face hub id (looked up in the local hub cache), a diffusers
+folder, or a single ``.safetensors``/``.ckpt`` file. Its fingerprint is the hub
+revision or a content hash; file hashes are remembered by path+size+mtime so a
+4 GB checkpoint is hashed once. Fingerprints are also recorded in the cache
+folder, so ``--frozen`` builds can compute keys on a machine without the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from .atomic import write_atomic
+from .config import FaceRestorerConfig, ModelConfig, SiteConfig
+from .errors import GenimgError
+
+CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pth", ".pt", ".json", ".txt", ".model")
+PREVIEW_FINGERPRINT = "preview-v1"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved model: where it is and what it is, for loading and for keys."""
+
+    name: str
+    kind: Literal["hub", "folder", "file", "preview"]
+    location: str  # hub id, or an absolute path
+    fingerprint: str
+    config: str | None = None  # single file: a local diffusers folder with its configs
+    revision: str | None = None
+    available: bool = True  # False: known only from the recorded fingerprint
+
+    @property
+    def short_hash(self) -> str:
+        """What A1111 shows as ``Model hash``."""
+        return self.fingerprint.split(":")[-1][:10]
+
+
+@dataclass(frozen=True)
+class FaceRestorerRef:
+    """GFPGAN + facexlib weights, resolved, with one fingerprint for all three."""
+
+    model: Path
+    detection: Path
+    parsing: Path
+    options: dict
+    fingerprint: str
+    available: bool = True
+
+
+def hf_hub_cache() -> Path:
+    """The hub cache folder, honouring the same variables as huggingface_hub."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    if os.environ.get("HUGGINGFACE_HUB_CACHE"):
+        return Path(os.environ["HUGGINGFACE_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "huggingface"
+    )
+    return Path(home) / "hub"
+
+
+class FileHasher:
+    """SHA-256 of files, remembered by (path, size, mtime) in ``hashes.json``."""
+
+    def __init__(self, cache_dir: Path):
+        self.path = cache_dir / "hashes.json"
+        self._memo: dict[str, dict] | None = None
+        self._dirty = False
+
+    def _load(self) -> dict[str, dict]:
+        if self._memo is None:
+            try:
+                self._memo = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                self._memo = {}
+        return self._memo
+
+    def hash(self, file: Path) -> str:
+        stat = file.stat()
+        memo = self._load()
+        key = str(file.resolve())
+        seen = memo.get(key)
+        if seen and seen["size"] == stat.st_size and seen["mtime_ns"] == stat.st_mtime_ns:
+            return seen["sha256"]
+        digest = hashlib.sha256()
+        with file.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        memo[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest()}
+        self._dirty = True
+        return memo[key]["sha256"]
+
+    def save(self) -> None:
+        if self._dirty and self._memo is not None:
+            write_atomic(self.path, json.dumps(self._memo, indent=1, sort_keys=True).encode())
+            self._dirty = False
+
+
+class ModelResolver:
+    """Resolves model names from specs; remembers fingerprints for frozen builds."""
+
+    def __init__(self, config: SiteConfig, preview: bool = False):
+        self.config = config
+        self.preview = preview
+        self.hasher = FileHasher(config.cache_dir)
+        self.record_path = config.cache_dir / "fingerprints.json"
+        try:
+            self.recorded: dict[str, str] = json.loads(self.record_path.read_text())
+        except (OSError, ValueError):
+            self.recorded = {}
+        self._resolved: dict[str, ModelRef] = {}
+        self._restorer: FaceRestorerRef | None = None
+
+    def known_names(self) -> list[str]:
+        return sorted(self.config.models)
+
+    def model(self, name: str) -> ModelRef:
+        """The model a spec's ``model:`` names (raises GenimgError if unusable)."""
+        if name not in self._resolved:
+            self._resolved[name] = self._resolve(name)
+        return self._resolved[name]
+
+    def _resolve(self, name: str) -> ModelRef:
+        if self.preview:
+            return ModelRef(name, "preview", name, PREVIEW_FINGERPRINT)
+        cfg = self.config.models.get(name)
+        if cfg is None:
+            looks_like_ref = "/" in name or name.endswith(CHECKPOINT_SUFFIXES)
+            if not looks_like_ref:
+                from .specs import did_you_mean
+
+                known = ", ".join(self.known_names()) or "none"
+                raise GenimgError(
+                    f"unknown model {name!r}{did_you_mean(name, self.known_names())}; "
+                    f"models in genimg.yaml: {known}"
+                )
+            cfg = ModelConfig(name, name)
+        return self._locate(cfg)
+
+    def _locate(self, cfg: ModelConfig) -> ModelRef:
+        source = cfg.source
+        path = Path(source).expanduser()
+        if not path.is_absolute():
+            path = self.config.root / path
+        if source.endswith(CHECKPOINT_SUFFIXES) or path.is_file():
+            if path.is_file():
+                fp = "sha256:" + self.hasher.hash(path)
+                config = str(self.config.root / cfg.config) if cfg.config else None
+                return self._record(ModelRef(cfg.name, "file", str(path), fp, config=config))
+            return self._missing(cfg, f"the file {path} does not exist")
+        if path.is_dir():
+            return self._record(ModelRef(cfg.name, "folder", str(path), self._folder_hash(path)))
+        if source.startswith((".", "/", "~")):
+            return self._missing(cfg, f"the folder {path} does not exist")
+        return self._hub(cfg)
+
+    def _folder_hash(self, folder: Path) -> str:
+        digest = hashlib.sha256()
+        for file in sorted(folder.rglob("*")):
+            if file.is_file() and file.suffix in WEIGHT_SUFFIXES:
+                digest.update(f"{file.relative_to(folder).as_posix()}\0".encode())
+                digest.update(self.hasher.hash(file).encode())
+        return "sha256:" + digest.hexdigest()
+
+    def _hub(self, cfg: ModelConfig) -> ModelRef:
+        repo = hf_hub_cache() / ("models--" + cfg.source.replace("/", "--"))
+        revision = cfg.revision or "main"
+        ref_file = repo / "refs" / revision
+        commit = ref_file.read_text().strip() if ref_file.is_file() else None
+        if commit is None and len(revision) == 40 and (repo / "snapshots" / revision).is_dir():
+            commit = revision
+        if commit and (repo / "snapshots" / commit).is_dir():
+            return self._record(
+                ModelRef(cfg.name, "hub", cfg.source, f"hub:{cfg.source}@{commit}", revision=commit)
+            )
+        if self.config.allow_downloads:
+            # Keyed by the requested revision; the diffusion renderer resolves it on load.
+            return ModelRef(cfg.name, "hub", cfg.source, f"hub:{cfg.source}@{revision}",
+                            revision=revision)
+        return self._missing(
+            cfg, f"hub model {cfg.source!r} is not in the local Hugging Face cache ({repo})"
+        )
+
+    def _record(self, ref: ModelRef) -> ModelRef:
+        if self.recorded.get(ref.name) != ref.fingerprint:
+            self.recorded[ref.name] = ref.fingerprint
+        return ref
+
+    def _missing(self, cfg: ModelConfig, why: str) -> ModelRef:
+        if cfg.name in self.recorded:
+            return ModelRef(cfg.name, "hub", cfg.source, self.recorded[cfg.name], available=False)
+        raise model_missing_error(cfg.name, why)
+
+    def restorer(self) -> FaceRestorerRef:
+        """The GFPGAN restorer from genimg.yaml (raises GenimgError if unusable)."""
+        if self._restorer is None:
+            self._restorer = self._resolve_restorer()
+        return self._restorer
+
+    def _resolve_restorer(self) -> FaceRestorerRef:
+        if self.preview:
+            return FaceRestorerRef(Path(), Path(), Path(), {}, PREVIEW_FINGERPRINT)
+        face: FaceRestorerConfig | None = self.config.face_restorer
+        if face is None:
+            raise GenimgError(
+                "a picture asks for face restoration, but genimg.yaml has no 'face_restorer:' "
+                "(model, detection, parsing: paths to GFPGANv1.4.pth, "
+                "detection_Resnet50_Final.pth, parsing_parsenet.pth)",
+                self.config.file,
+            )
+        missing = [p for p in (face.model, face.detection, face.parsing) if not p.is_file()]
+        if missing:
+            if "face_restorer" in self.recorded:
+                return FaceRestorerRef(face.model, face.detection, face.parsing,
+                                       dict(face.options), self.recorded["face_restorer"],
+                                       available=False)
+            raise GenimgError(
+                f"face restorer weights not found: {', '.join(map(str, missing))}. Download "
+                "GFPGANv1.4.pth from https://github.com/TencentARC/GFPGAN/releases and the "
+                "facexlib weights from https://github.com/xinntao/facexlib/releases, or build "
+                "with --preview or --frozen",
+                self.config.file,
+            )
+        digest = hashlib.sha256()
+        for file in (face.model, face.detection, face.parsing):
+            digest.update(self.hasher.hash(file).encode())
+        digest.update(json.dumps(dict(face.options), sort_keys=True).encode())
+        fp = "sha256:" + digest.hexdigest()
+        self.recorded["face_restorer"] = fp
+        return FaceRestorerRef(face.model, face.detection, face.parsing, dict(face.options), fp)
+
+    def save(self) -> None:
+        """Persist file hashes and fingerprints (only if they changed)."""
+        self.hasher.save()
+        if self.preview:
+            return
+        try:
+            old = json.loads(self.record_path.read_text())
+        except (OSError, ValueError):
+            old = None
+        if old != self.recorded:
+            write_atomic(self.record_path, json.dumps(self.recorded, indent=1, sort_keys=True).encode())
+
+
+def model_missing_error(name: str, why: str) -> GenimgError:
+    return GenimgError(
+        f"model {name!r} not found: {why}. Point 'models: {name}:' in genimg.yaml at a "
+        "diffusers folder or a .safetensors file, put the model in the Hugging Face cache, or "
+        "set 'allow_downloads: true'; `genimg build --preview` builds with placeholder "
+        "pictures and `genimg build --frozen` builds from cached pictures only"
+    )

@@ -1,0 +1,50 @@
+"""The renderer interface: what the build hands a renderer and gets back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ..models import FaceRestorerRef, ModelRef
+    from ..specs import ImageSpec
+
+#: Called with the number of denoising steps (or restorations) just finished.
+StepCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class RenderTask:
+    """One picture to make. Its parents are already rendered: ``source`` holds one."""
+
+    key: str
+    spec: ImageSpec
+    model: ModelRef | None = None  # txt2img / img2img
+    restorer: FaceRestorerRef | None = None  # restore
+    source: Image.Image | None = None  # img2img / restore: the parent picture, RGB
+
+    @property
+    def work(self) -> int:
+        """Progress units: denoising steps actually run, or 1 for a restoration."""
+        if self.spec.mode == "restore":
+            return 1
+        if self.spec.mode == "img2img":
+            return max(1, int(self.spec.steps * self.spec.strength))
+        return self.spec.steps
+
+
+class Renderer(Protocol):
+    """Turns ready tasks into pictures, loading each model once, lazily."""
+
+    def render(
+        self, tasks: Sequence[RenderTask], on_step: StepCallback
+    ) -> Iterator[tuple[RenderTask, Image.Image]]:
+        """Yield each task's picture as soon as it is done (the build stores it at once)."""
+        ...
+
+    def close(self) -> None:
+        """Free models and GPU memory."""
+        ...

@@ -1,0 +1,272 @@
+"""Image specs: the YAML a writer puts in a ``gallery`` block, validated.
+
+Pure data and checks; no I/O. Cache keys and the dependency graph live in
+``plan.py`` because they need model fingerprints from disk.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import GenimgError
+
+MODES = ("txt2img", "img2img", "restore")
+SEED_MAX = 2**32 - 1
+SIZE_MIN, SIZE_MAX = 64, 4096
+
+#: A1111 sampler name -> (diffusers scheduler class, extra scheduler config).
+#: Data only, so validation needs no diffusers import; ``render.diffusion`` uses it.
+SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "Euler a": ("EulerAncestralDiscreteScheduler", {}),
+    "Euler": ("EulerDiscreteScheduler", {}),
+    "LMS": ("LMSDiscreteScheduler", {}),
+    "LMS Karras": ("LMSDiscreteScheduler", {"use_karras_sigmas": True}),
+    "Heun": ("HeunDiscreteScheduler", {}),
+    "DPM2": ("KDPM2DiscreteScheduler", {}),
+    "DPM2 a": ("KDPM2AncestralDiscreteScheduler", {}),
+    "DPM++ 2M": ("DPMSolverMultistepScheduler", {}),
+    "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
+    "DPM++ SDE": ("DPMSolverSinglestepScheduler", {}),
+    "DPM++ 2M SDE": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
+    "DDIM": ("DDIMScheduler", {}),
+    "PLMS": ("PNDMScheduler", {}),
+    "PNDM": ("PNDMScheduler", {}),
+    "UniPC": ("UniPCMultistepScheduler", {}),
+}
+
+#: Keys that only change how a picture is shown: never part of a cache key.
+PRESENTATION_KEYS = frozenset({"id", "caption", "alt"})
+
+#: Every key an image may carry, with the Python types it accepts.
+SPEC_KEYS: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "prompt": (str,),
+    "negative_prompt": (str,),
+    "seed": (int,),
+    "mode": (str,),
+    "from": (str,),
+    "model": (str,),
+    "sampler": (str,),
+    "steps": (int,),
+    "cfg": (int, float),
+    "width": (int,),
+    "height": (int,),
+    "strength": (int, float),
+    "restore_faces": (bool,),
+    "face_weight": (int, float),
+    "caption": (str,),
+    "alt": (str,),
+}
+
+BLOCK_KEYS = ("images", "columns", "defaults", "caption")
+
+DEFAULTS: dict[str, Any] = {
+    "negative_prompt": "",
+    "mode": "txt2img",
+    "model": "default",
+    "sampler": "Euler a",
+    "steps": 20,
+    "cfg": 7.0,
+    "width": 512,
+    "height": 512,
+    "strength": 0.75,
+    "restore_faces": False,
+    "face_weight": 0.5,
+}
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a spec was written: for error messages and `cache ls`."""
+
+    file: str
+    line: int
+
+    def error(self, message: str) -> GenimgError:
+        return GenimgError(message, self.file, self.line)
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One picture, fully defaulted and validated."""
+
+    prompt: str
+    negative_prompt: str
+    seed: int
+    mode: str
+    model: str
+    sampler: str
+    steps: int
+    cfg: float
+    width: int
+    height: int
+    strength: float
+    restore_faces: bool
+    face_weight: float
+    source: str | None = None  # the ``from:`` value, as written
+    id: str | None = None
+    caption: str | None = None
+    alt: str | None = None
+    location: Location = field(default=Location("<unknown>", 0), compare=False)
+
+    def pixel_fields(self) -> dict[str, Any]:
+        """Everything of the spec itself that changes pixels (the mode decides which)."""
+        fields: dict[str, Any] = {"mode": self.mode}
+        if self.mode in ("txt2img", "img2img"):
+            fields.update(
+                prompt=self.prompt,
+                negative_prompt=self.negative_prompt,
+                seed=self.seed,
+                sampler=self.sampler,
+                steps=self.steps,
+                cfg=float(self.cfg),
+                width=self.width,
+                height=self.height,
+            )
+        if self.mode == "img2img":
+            fields["strength"] = float(self.strength)
+        if self.mode == "restore" or self.restore_faces:
+            fields["face_weight"] = float(self.face_weight)
+        fields["restore_faces"] = self.restore_faces and self.mode != "restore"
+        return fields
+
+    def without_restore(self) -> ImageSpec:
+        """The unrestored picture that ``restore_faces`` is applied on."""
+        return replace(self, restore_faces=False, id=None, caption=None, alt=None)
+
+    def as_yaml_dict(self) -> dict[str, Any]:
+        """A spec a writer could paste back into a gallery block."""
+        data = asdict(self)
+        data.pop("location")
+        data["from"] = data.pop("source")
+        return {k: v for k, v in data.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """One ``gallery`` block: a row of pictures shown side by side."""
+
+    images: tuple[ImageSpec, ...]
+    columns: int | None
+    caption: str | None
+    location: Location
+
+
+def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _type_name(types: tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    if float in types:
+        return "a number"
+    return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+def _check_type(key: str, value: Any, where: Location) -> None:
+    types = SPEC_KEYS[key]
+    ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+    if not ok:
+        raise where.error(f"{key!r} must be {_type_name(types)}, got {value!r}")
+
+
+def derive_seed(fields: Mapping[str, Any]) -> int:
+    """A stable seed for a spec that gives none, so builds stay reproducible."""
+    blob = json.dumps(dict(fields), sort_keys=True, ensure_ascii=False, default=str)
+    return int.from_bytes(hashlib.sha256(blob.encode()).digest()[:4], "big")
+
+
+def parse_image(
+    raw: Any,
+    where: Location,
+    defaults: Mapping[str, Any] | None = None,
+    key_lines: Mapping[str, int] | None = None,
+    known_samplers: Mapping[str, Any] = SAMPLERS,
+) -> ImageSpec:
+    """Validate one image mapping (``key_lines`` gives each key's file line)."""
+    if not isinstance(raw, Mapping):
+        raise where.error(f"an image must be a mapping of keys like 'prompt:', got {raw!r}")
+    lines = key_lines or {}
+
+    def at(key: str) -> Location:
+        return Location(where.file, lines.get(key, where.line))
+
+    for key, value in raw.items():
+        if not isinstance(key, str) or key not in SPEC_KEYS:
+            hint = did_you_mean(str(key), tuple(SPEC_KEYS))
+            raise at(str(key)).error(f"unknown image key {key!r}{hint}")
+        if value is None:
+            raise at(key).error(f"{key!r} has no value")
+        _check_type(key, value, at(key))
+
+    merged: dict[str, Any] = {**DEFAULTS, **(defaults or {}), **raw}
+    mode = merged["mode"]
+    if mode not in MODES:
+        raise at("mode").error(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    source = merged.get("from")
+    if mode in ("img2img", "restore") and not source:
+        raise where.error(f"mode {mode!r} needs 'from:' (an image id or a file next to the post)")
+    if mode == "txt2img" and "from" in raw:
+        raise at("from").error("'from:' needs 'mode: img2img' or 'mode: restore'")
+    prompt = merged.get("prompt", "")
+    if mode != "restore" and not str(prompt).strip():
+        raise where.error(f"mode {mode!r} needs a 'prompt:'")
+    if merged["sampler"] not in known_samplers:
+        hint = did_you_mean(merged["sampler"], tuple(known_samplers))
+        raise at("sampler").error(f"unknown sampler {merged['sampler']!r}{hint}")
+    for key in ("width", "height"):
+        size = merged[key]
+        if not SIZE_MIN <= size <= SIZE_MAX or size % 8:
+            raise at(key).error(
+                f"{key} must be a multiple of 8 between {SIZE_MIN} and {SIZE_MAX}, got {size}"
+            )
+    if not 1 <= merged["steps"] <= 500:
+        raise at("steps").error(f"steps must be between 1 and 500, got {merged['steps']}")
+    if not 0 <= merged["cfg"] <= 50:
+        raise at("cfg").error(f"cfg must be between 0 and 50, got {merged['cfg']}")
+    if not 0 < merged["strength"] <= 1:
+        raise at("strength").error(f"strength must be in (0, 1], got {merged['strength']}")
+    if not 0 <= merged["face_weight"] <= 1:
+        raise at("face_weight").error(
+            f"face_weight must be between 0 and 1, got {merged['face_weight']}"
+        )
+    if mode == "restore" and "restore_faces" in raw:
+        raise at("restore_faces").error("'restore_faces' is implied by 'mode: restore'")
+    if "id" in raw and (not raw["id"].strip() or any(c.isspace() for c in raw["id"])):
+        raise at("id").error(f"an id must be one word without spaces, got {raw['id']!r}")
+
+    fields = dict(
+        prompt=str(prompt) if mode != "restore" else "",
+        negative_prompt=merged["negative_prompt"] if mode != "restore" else "",
+        mode=mode,
+        model=merged["model"],
+        sampler=merged["sampler"],
+        steps=merged["steps"],
+        cfg=float(merged["cfg"]),
+        width=merged["width"],
+        height=merged["height"],
+        strength=float(merged["strength"]),
+        restore_faces=bool(merged["restore_faces"]),
+        face_weight=float(merged["face_weight"]),
+        source=source,
+    )
+    seed = merged.get("seed")
+    if seed is None:
+        seed = derive_seed(fields)
+    elif not 0 <= seed <= SEED_MAX:
+        raise at("seed").error(f"seed must be between 0 and {SEED_MAX}, got {seed}")
+    return ImageSpec(
+        **fields,
+        seed=seed,
+        id=merged.get("id") if "id" in raw else None,
+        caption=merged.get("caption") if "caption" in raw else None,
+        alt=merged.get("alt") if "alt" in raw else None,
+        location=where,
+    )
