@@ -1,0 +1,291 @@
+"""Tiny random-weight Stable Diffusion models, built from configs, never downloaded.
+
+They have SD 1.x's shape (a CLIP text encoder, a UNet with cross-attention, a VAE
+that scales by 8, the SD noise schedule) at a size that renders a 64x64 picture in
+a fraction of a second on a CPU, so tests run the real loading and sampling code.
+
+``save_tiny_model`` writes both forms genimg loads:
+
+* ``folder``: a diffusers folder (``save_pretrained``), also the local ``config``
+  that ``from_single_file`` needs for the checkpoint below;
+* ``checkpoint``: one ``.safetensors`` file in the original CompVis/A1111 key layout
+  (``model.diffusion_model.*``, ``first_stage_model.*``,
+  ``cond_stage_model.transformer.*``). diffusers only converts the other way, so
+  ``to_ldm_state_dict`` inverts its converters here and ``check_ldm_round_trip``
+  proves the inversion by running diffusers' own converters on the result.
+
+The fixture ``tiny_model`` (session scope) builds it once per test session; a test
+file uses it with ``from tinymodels import tiny_model  # noqa: F401``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test must never reach the hub
+
+#: Words the tiny tokenizer knows as whole tokens (others fall back to bytes).
+WORDS = ("photo", "girl", "smile", "high", "quality", "anime", "beautiful", "red", "cheek", "cat")
+LATENT_SCALE = 8  # like SD: a 64x64 picture is an 8x8 latent
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    folder: Path  # diffusers folder
+    checkpoint: Path  # single .safetensors file, original SD layout; config: ``folder``
+
+
+@lru_cache(maxsize=1)
+def _byte_chars() -> list[str]:
+    """GPT-2/CLIP byte-level alphabet: one printable character per byte."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+                 *range(ord("®"), ord("ÿ") + 1)]
+    chars, extra = [], 0
+    for b in range(256):
+        if b in printable:
+            chars.append(chr(b))
+        else:
+            chars.append(chr(256 + extra))
+            extra += 1
+    return chars
+
+
+def write_tokenizer_files(folder: Path) -> None:
+    """A CLIP BPE vocabulary: every byte alone and word-final, plus merges for WORDS."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tokens = [*_byte_chars(), *(c + "</w>" for c in _byte_chars())]
+    merges: list[str] = []
+    for word in WORDS:
+        left = word[0]
+        for i, ch in enumerate(word[1:], start=1):
+            right = ch + ("</w>" if i == len(word) - 1 else "")
+            merges.append(f"{left} {right}")
+            left += right
+            if left not in tokens:
+                tokens.append(left)
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(tokens))}
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    merges_text = "#version: 0.2\n" + "\n".join(dict.fromkeys(merges)) + "\n"
+    (folder / "merges.txt").write_text(merges_text, encoding="utf-8")
+
+
+def build_tiny_pipeline(workdir: Path, seed: int = 0) -> Any:
+    """A StableDiffusionPipeline with tiny random weights (fixed by ``seed``)."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        PNDMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    write_tokenizer_files(workdir / "tokenizer-src")
+    tokenizer = CLIPTokenizer.from_pretrained(str(workdir / "tokenizer-src"), model_max_length=77)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=32,
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(8, 16, 16, 16),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=64,
+    )
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=77,
+            hidden_act="quick_gelu",
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    # SD 1.5's own scheduler config.
+    scheduler = PNDMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        set_alpha_to_one=False,
+        skip_prk_steps=True,
+        steps_offset=1,
+    )
+    return StableDiffusionPipeline(
+        vae=vae.eval(),
+        text_encoder=text_encoder.eval(),
+        tokenizer=tokenizer,
+        unet=unet.eval(),
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+# --- diffusers -> original (LDM) key layout --------------------------------------------
+
+_UNET_RESNET = {"norm1": "in_layers.0", "conv1": "in_layers.2", "norm2": "out_layers.0",
+                "conv2": "out_layers.3", "time_emb_proj": "emb_layers.1",
+                "conv_shortcut": "skip_connection"}
+_VAE_ATTENTION = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v",
+                  "to_out.0": "proj_out"}
+
+
+def _swap_prefix(rest: str, table: dict[str, str]) -> str:
+    for new, old in table.items():
+        if rest.startswith(new + "."):
+            return old + rest[len(new):]
+    return rest
+
+
+def _unet_key(key: str, config: Any, has_attention: set[int]) -> str:
+    from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
+
+    fixed = DIFFUSERS_TO_LDM_MAPPING["unet"]["layers"]
+    if key in fixed:
+        return fixed[key]
+    per = config.layers_per_block + 1
+    parts = key.split(".")
+    if parts[0] == "down_blocks":
+        block, kind, index, rest = int(parts[1]), parts[2], int(parts[3]), ".".join(parts[4:])
+        if kind == "resnets":
+            return f"input_blocks.{block * per + index + 1}.0.{_swap_prefix(rest, _UNET_RESNET)}"
+        if kind == "attentions":
+            return f"input_blocks.{block * per + index + 1}.1.{rest}"
+        return f"input_blocks.{(block + 1) * per}.0.op.{'.'.join(parts[5:])}"  # downsamplers
+    if parts[0] == "mid_block":
+        kind, index, rest = parts[1], int(parts[2]), ".".join(parts[3:])
+        if kind == "resnets":
+            return f"middle_block.{2 * index}.{_swap_prefix(rest, _UNET_RESNET)}"
+        return f"middle_block.1.{rest}"
+    if parts[0] == "up_blocks":
+        block, kind, index, rest = int(parts[1]), parts[2], int(parts[3]), ".".join(parts[4:])
+        if kind == "resnets":
+            return f"output_blocks.{block * per + index}.0.{_swap_prefix(rest, _UNET_RESNET)}"
+        if kind == "attentions":
+            return f"output_blocks.{block * per + index}.1.{rest}"
+        slot = 2 if block in has_attention else 1  # upsamplers
+        return f"output_blocks.{block * per + per - 1}.{slot}.{'.'.join(parts[4:])}"
+    raise ValueError(f"unexpected UNet key {key}")
+
+
+def _vae_key(key: str, blocks: int) -> str:
+    from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
+
+    fixed = DIFFUSERS_TO_LDM_MAPPING["vae"]
+    if key in fixed:
+        return fixed[key]
+    parts = key.split(".")
+    coder, what = parts[0], parts[1]
+    if what in ("down_blocks", "up_blocks"):
+        block = int(parts[2]) if what == "down_blocks" else blocks - 1 - int(parts[2])
+        name = "down" if what == "down_blocks" else "up"
+        if parts[3] == "resnets":
+            rest = ".".join(parts[5:]).replace("conv_shortcut", "nin_shortcut")
+            return f"{coder}.{name}.{block}.block.{parts[4]}.{rest}"
+        sampler = "downsample" if what == "down_blocks" else "upsample"
+        return f"{coder}.{name}.{block}.{sampler}.{'.'.join(parts[5:])}"
+    if what == "mid_block":
+        rest = ".".join(parts[4:])
+        if parts[2] == "resnets":
+            rest = rest.replace("conv_shortcut", "nin_shortcut")
+            return f"{coder}.mid.block_{int(parts[3]) + 1}.{rest}"
+        return f"{coder}.mid.attn_1.{_swap_prefix(rest, _VAE_ATTENTION)}"
+    raise ValueError(f"unexpected VAE key {key}")
+
+
+def to_ldm_state_dict(pipe: Any) -> dict[str, Any]:
+    """The pipeline's weights in the original SD checkpoint layout."""
+    unet_config = pipe.unet.config
+    has_attention = {
+        i for i, kind in enumerate(unet_config.up_block_types) if "CrossAttn" in kind
+    }
+    out: dict[str, Any] = {}
+    for key, value in pipe.unet.state_dict().items():
+        out["model.diffusion_model." + _unet_key(key, unet_config, has_attention)] = value
+    blocks = len(pipe.vae.config.block_out_channels)
+    for key, value in pipe.vae.state_dict().items():
+        ldm = _vae_key(key, blocks)
+        if ".mid.attn_1." in ldm and value.ndim == 2:
+            value = value[:, :, None, None]  # the original uses 1x1 convolutions
+        out["first_stage_model." + ldm] = value
+    for key, value in pipe.text_encoder.state_dict().items():
+        if key.startswith("text_projection"):
+            continue
+        name = key if key.startswith("text_model.") else "text_model." + key
+        out["cond_stage_model.transformer." + name] = value
+    return {k: v.detach().contiguous().clone() for k, v in out.items()}
+
+
+def check_ldm_round_trip(pipe: Any, ldm: dict[str, Any]) -> None:
+    """diffusers' own converters must turn ``ldm`` back into the pipeline's weights."""
+    import torch
+    from diffusers.loaders.single_file_utils import (
+        convert_ldm_clip_checkpoint,
+        convert_ldm_unet_checkpoint,
+        convert_ldm_vae_checkpoint,
+    )
+
+    def flat(state: dict[str, Any]) -> dict[str, Any]:  # transformers >= 5.6 has no text_model.
+        return {k.removeprefix("text_model."): v for k, v in state.items()}
+
+    pairs = [
+        (convert_ldm_unet_checkpoint(ldm, dict(pipe.unet.config)), pipe.unet.state_dict()),
+        (convert_ldm_vae_checkpoint(ldm, dict(pipe.vae.config)), pipe.vae.state_dict()),
+        (flat(convert_ldm_clip_checkpoint(ldm)), flat(pipe.text_encoder.state_dict())),
+    ]
+    for converted, original in pairs:
+        if converted.keys() != original.keys():
+            diff = sorted(converted.keys() ^ original.keys())[:5]
+            raise AssertionError(f"LDM round trip lost or invented keys: {diff}")
+        for key, value in original.items():
+            if not torch.equal(converted[key].reshape(value.shape), value):
+                raise AssertionError(f"LDM round trip changed {key}")
+
+
+def save_tiny_model(root: Path, seed: int = 0) -> TinyModel:
+    """Write the tiny model as a diffusers folder and as a single original-layout file."""
+    from safetensors.torch import save_file
+
+    pipe = build_tiny_pipeline(root / "work", seed)
+    folder = root / "tiny-sd"
+    pipe.save_pretrained(folder, safe_serialization=True)
+    ldm = to_ldm_state_dict(pipe)
+    check_ldm_round_trip(pipe, ldm)
+    checkpoint = root / "tiny-sd.safetensors"
+    save_file(ldm, str(checkpoint))
+    return TinyModel(folder=folder, checkpoint=checkpoint)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
+    """The tiny SD model, saved once per session (folder + single file)."""
+    return save_tiny_model(tmp_path_factory.mktemp("tinymodel"))
