@@ -22,6 +22,9 @@ from generator.render.base import RenderTask
 from generator.render.diffusion import DiffusionRenderer, batch_key, plan_batches
 from generator.specs import SAMPLERS, Location, parse_image
 
+# diffusers' schedulers vs NumPy 2 (not ours): hundreds of identical warnings otherwise.
+pytestmark = pytest.mark.filterwarnings("ignore:__array:DeprecationWarning")
+
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = {"steps": 3, "width": 64, "height": 64}
 

@@ -126,10 +126,12 @@ class DiffusionRenderer:
     ) -> Iterator[tuple[RenderTask, Image.Image]]:
         """Yield every task's picture, batch by batch, as soon as its batch is done."""
         for task in tasks:
-            if task.spec.mode not in ("txt2img", "img2img") or task.model is None:
+            where = (task.spec.location.file, task.spec.location.line)
+            if task.spec.mode not in ("txt2img", "img2img"):
                 raise GenimgError(f"the diffusion renderer cannot make a {task.spec.mode!r} "
-                                  "picture without a model", task.spec.location.file,
-                                  task.spec.location.line)
+                                  "picture", *where)
+            if task.model is None:
+                raise GenimgError("a txt2img or img2img picture needs a model", *where)
         for batch in plan_batches(tasks, max(1, self.config.batch_size)):
             yield from zip(batch, self._run(batch, on_step), strict=True)
 
@@ -161,7 +163,6 @@ class DiffusionRenderer:
         if spec.mode == "txt2img":
             kwargs.update(width=spec.width, height=spec.height)
         else:
-            # A1111 "just resize": the parent is stretched to the requested size.
             kwargs["image"] = [_fit(task.source, spec.width, spec.height) for task in batch]
             # diffusers refuses to run 0 steps; A1111 always runs at least one.
             kwargs["strength"] = max(spec.strength, min(1.0, 1.000001 / spec.steps))
@@ -212,6 +213,11 @@ class DiffusionRenderer:
         return self.config.cpu_offload and self.device != "cpu"
 
     def _load(self, ref: ModelRef) -> _Model:
+        """Both pipelines of a model, never downloading unless genimg.yaml allows it."""
+        if not ref.available or ref.kind == "preview":
+            raise model_missing_error(ref.name, "its weights are not on this machine")
+        if ref.kind in ("folder", "file") and not Path(ref.location).exists():
+            raise model_missing_error(ref.name, f"{ref.location} does not exist")
         from diffusers import (
             AutoPipelineForImage2Image,
             AutoPipelineForText2Image,
@@ -221,11 +227,7 @@ class DiffusionRenderer:
         from diffusers.utils import logging as diffusers_logging
         from transformers.utils import logging as transformers_logging
 
-        if not ref.available or ref.kind == "preview":
-            raise model_missing_error(ref.name, "its weights are not on this machine")
-        if ref.kind in ("folder", "file") and not Path(ref.location).exists():
-            raise model_missing_error(ref.name, f"{ref.location} does not exist")
-        diffusers_logging.disable_progress_bar()
+        diffusers_logging.disable_progress_bar()  # the build shows its own progress
         transformers_logging.disable_progress_bar()
         offline = not self.config.allow_downloads
         common: dict[str, Any] = dict(
@@ -246,8 +248,6 @@ class DiffusionRenderer:
                     common.update(revision=ref.revision, cache_dir=str(hf_hub_cache()))
                 txt2img = AutoPipelineForText2Image.from_pretrained(ref.location, **common)
             img2img = AutoPipelineForImage2Image.from_pipe(txt2img)
-        except GenimgError:
-            raise
         except Exception as exc:  # diffusers raises many types for unusable weights
             hint = ""
             if ref.kind == "file" and not ref.config:
