@@ -103,8 +103,16 @@ def _versions(preview: bool) -> dict[str, str]:
     return versions
 
 
-def infotext_for(node: Node, plan: Plan) -> str:
-    """The A1111 ``parameters`` text of a node (restore steps inherit their parent's)."""
+def infotext_for(node: Node, plan: Plan, preview: bool = False) -> str:
+    """The A1111 ``parameters`` text of a node (restore steps inherit their parent's).
+
+    Preview pictures say so, so no tool mistakes a placeholder for a rendering.
+    """
+    text = _infotext(node, plan)
+    return text + ", Preview: genimg placeholder" if preview else text
+
+
+def _infotext(node: Node, plan: Plan) -> str:
     spec = node.spec
     if spec.mode == "restore":
         parent = plan.nodes.get(node.parent) if node.parent else None
@@ -295,7 +303,7 @@ def render_misses(site: LoadedSite, cache: Cache, misses: list[Node], options: B
                 started = time.perf_counter()
                 for task, image in renderer.render(tasks, progress.advance_steps):
                     node = site.plan.nodes[task.key]
-                    infotext = infotext_for(node, site.plan)
+                    infotext = infotext_for(node, site.plan, options.preview)
                     meta = {
                         "spec": key_fields(node.spec, node.model and node.model.fingerprint,
                                            None, node.restorer and node.restorer.fingerprint),

@@ -138,12 +138,10 @@ class ModelResolver:
         return self._resolved[name]
 
     def _resolve(self, name: str) -> ModelRef:
-        if self.preview:
-            return ModelRef(name, "preview", name, PREVIEW_FINGERPRINT)
         cfg = self.config.models.get(name)
         if cfg is None:
             looks_like_ref = "/" in name or name.endswith(CHECKPOINT_SUFFIXES)
-            if not looks_like_ref:
+            if not looks_like_ref and not (self.preview and name == "default"):
                 from .specs import did_you_mean
 
                 known = ", ".join(self.known_names()) or "none"
@@ -153,6 +151,8 @@ class ModelResolver:
                     "or build with --preview (placeholder pictures)"
                 )
             cfg = ModelConfig(name, name)
+        if self.preview:
+            return ModelRef(name, "preview", name, PREVIEW_FINGERPRINT)
         return self._locate(cfg)
 
     def _locate(self, cfg: ModelConfig) -> ModelRef:
