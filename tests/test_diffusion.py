@@ -13,7 +13,6 @@ from types import MappingProxyType
 
 import pytest
 from PIL import Image
-from tinymodels import TinyModel, tiny_model  # noqa: F401  (session fixture)
 
 from generator.config import ModelConfig, SiteConfig
 from generator.errors import GenimgError
@@ -21,6 +20,7 @@ from generator.models import ModelRef, ModelResolver
 from generator.render.base import RenderTask
 from generator.render.diffusion import DiffusionRenderer, batch_key, plan_batches
 from generator.specs import SAMPLERS, Location, parse_image
+from tests.tinymodels import TinyModel, tiny_model  # noqa: F401  (session fixture)
 
 # diffusers' schedulers vs NumPy 2 (not ours): hundreds of identical warnings otherwise.
 pytestmark = pytest.mark.filterwarnings("ignore:__array:DeprecationWarning")
@@ -96,6 +96,7 @@ def test_batch_key_ignores_what_may_differ_within_a_batch():
         assert batch_key(task(ref, **change)) != batch_key(same[0])
 
 
+@pytest.mark.slow
 def test_device_and_dtype_choice():
     import torch
 
@@ -117,8 +118,8 @@ def test_missing_model_is_a_clear_error(tmp_path):
     gone = ModelRef("anime", "folder", str(tmp_path / "nowhere"), "fp")
     with pytest.raises(GenimgError, match=r"model 'anime' not found: .*nowhere does not exist"):
         list(renderer.render([task(gone)], lambda n: None))
-    frozen = ModelRef("anime", "hub", "org/anime", "hub:org/anime@abc", available=False)
-    with pytest.raises(GenimgError, match="model 'anime' not found"):
+    frozen = ModelRef("anime", "hub", "org/anime", "hub:org/anime@abc", problem="not cached")
+    with pytest.raises(GenimgError, match="model 'anime' not found: not cached"):
         list(renderer.render([task(frozen)], lambda n: None))
 
 
@@ -265,6 +266,7 @@ def test_size_cfg_and_options(refs, tmp_path, tiny_model):  # noqa: F811
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:The `local_dir_use_symlinks`:UserWarning")  # diffusers'
 def test_hub_model_from_the_local_cache_only(tiny_model, tmp_path, monkeypatch):  # noqa: F811
     commit = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "hub" / "models--genimg--tiny-sd"
@@ -281,8 +283,10 @@ def test_hub_model_from_the_local_cache_only(tiny_model, tmp_path, monkeypatch):
     renderer = DiffusionRenderer(config)
     (image,) = render_all(renderer, [task(ref)])
     assert image.size == (64, 64)
-    with pytest.raises(GenimgError, match="not in the local Hugging Face cache"):
-        resolver.model("gone")
+    gone = resolver.model("gone")
+    assert "not in the local Hugging Face cache" in (gone.problem or "")
+    with pytest.raises(GenimgError, match="model 'gone' not found: hub model"):
+        list(renderer.render([task(gone)], lambda n: None))
     # A ref the resolver let through (e.g. a revision that vanished): still no download.
     stale = ModelRef("hub", "hub", "genimg/tiny-sd", "hub:x", revision="f" * 40)
     with pytest.raises(GenimgError, match=r"cannot load model 'hub'.*allow_downloads"):

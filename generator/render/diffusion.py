@@ -214,8 +214,8 @@ class DiffusionRenderer:
 
     def _load(self, ref: ModelRef) -> _Model:
         """Both pipelines of a model, never downloading unless genimg.yaml allows it."""
-        if not ref.available or ref.kind == "preview":
-            raise model_missing_error(ref.name, "its weights are not on this machine")
+        if ref.problem or ref.kind == "preview":
+            raise model_missing_error(ref.name, ref.problem or "a preview model has no weights")
         if ref.kind in ("folder", "file") and not Path(ref.location).exists():
             raise model_missing_error(ref.name, f"{ref.location} does not exist")
         from diffusers import (
