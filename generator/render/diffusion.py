@@ -5,7 +5,9 @@ free, so a build whose pictures are all cached never pays for torch.
 
 Reproducibility: every picture gets its own CPU ``torch.Generator`` seeded with its
 spec's seed, so the initial noise (and the ancestral samplers' noise) is the same
-on any device and whether or not the picture shares a batch with others.
+on any device and whether or not the picture shares a batch with others. The
+pixels then agree up to float rounding (a channel one step off here and there):
+batched kernels, thread counts and GPUs sum in different orders.
 """
 
 from __future__ import annotations
