@@ -2,9 +2,9 @@
 
 Renders N pictures through ``DiffusionRenderer`` and through a plain
 ``StableDiffusionPipeline`` loop, one picture per call and in batches: same model
-folder, sampler (Euler a), steps, CFG, size and seeds. Each implementation runs in
-its own process (its memory is its own); times are the best of --repeat runs after
-a warm-up, so a busy machine disturbs them less. Goal: ratio <= 1.05, same pixels.
+folder, sampler (Euler a), steps, CFG, size and seeds. Times come from one process
+that runs the two in turn after a warm-up (a busy machine slows both alike); peak
+memory from one process per implementation. Goal: ratio <= 1.05, same pixels.
 
     python bench/bench_render.py                      # tiny model, CPU, ~30 s
     python bench/bench_render.py --full-size --device cuda --n 8 --steps 20
@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -171,35 +172,65 @@ class PeakRSS:
             return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _digest(images: list) -> str:
+    return hashlib.sha256(b"".join(im.tobytes() for im in images)).hexdigest()[:12]
+
+
+def time_both(args: argparse.Namespace) -> None:
+    """Both implementations in one process, runs interleaved: a busy machine slows both."""
+    impls = {"diffusers": run_bare(args), "genimg": run_genimg(args)}
+    todo = prompts(args.n)
+    for batch in (1, args.batch):
+        times: dict[str, list[float]] = {name: [] for name in impls}
+        pixels = {}
+        for _, render in impls.values():
+            render(prompts(1), batch)  # warm-up: kernels, allocator, autotuning
+        for _ in range(args.repeat):
+            for name, (_, render) in impls.items():
+                _sync()
+                start = time.perf_counter()
+                images = render(todo, batch)
+                _sync()
+                times[name].append(time.perf_counter() - start)
+                pixels[name] = _digest(images)
+        for name, (load, _) in impls.items():
+            print(json.dumps({"kind": "time", "impl": name, "batch": batch, "load_s": load,
+                              "best_s": min(times[name]),
+                              "median_s": statistics.median(times[name]),
+                              "pixels": pixels[name]}))
+
+
+def memory_of(args: argparse.Namespace) -> None:
+    """One implementation alone in this process: its peak memory per batch size."""
+    import torch
+
+    cuda = torch.cuda.is_available() and args.device != "cpu"
+    _, render = (run_bare if args.variant == "mem-diffusers" else run_genimg)(args)
+    for batch in (1, args.batch):
+        render(prompts(1), batch)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        with PeakRSS() as rss:
+            render(prompts(args.n), batch)
+        print(json.dumps({"kind": "memory", "impl": args.variant[4:], "batch": batch,
+                          "peak_rss_mb": rss.peak,
+                          "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20
+                          if cuda else None}))
+
+
 def variant(args: argparse.Namespace) -> None:
-    """One implementation, both batch sizes, in this process; prints JSON lines."""
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    cuda = torch.cuda.is_available() and args.device != "cpu"
-    load, render = (run_bare if args.variant == "diffusers" else run_genimg)(args)
-    for batch in (1, args.batch):
-        render(prompts(1), batch)  # warm-up: kernels, allocator, autotuning
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        times, digest = [], ""
-        with PeakRSS() as rss:
-            for _ in range(args.repeat):
-                if cuda:
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-                images = render(prompts(args.n), batch)
-                if cuda:
-                    torch.cuda.synchronize()
-                times.append(time.perf_counter() - start)
-                digest = hashlib.sha256(b"".join(im.tobytes() for im in images)).hexdigest()
-        print(json.dumps({
-            "batch": batch, "load_s": load, "render_s": min(times), "all_s": times,
-            "peak_rss_mb": rss.peak,
-            "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
-            "pixels": digest[:12],
-        }))
+    (time_both if args.variant == "time" else memory_of)(args)
 
 
 def main() -> None:
@@ -211,10 +242,11 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--batch", type=int, default=4, help="the batched run's batch size")
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs (best counts)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs of each")
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for torch (0: its default); 1 is steadier on a busy box")
-    parser.add_argument("--variant", choices=["diffusers", "genimg"], help=argparse.SUPPRESS)
+    parser.add_argument("--variant", choices=["time", "mem-diffusers", "mem-genimg"],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.steps = args.steps or (20 if args.full_size else 4)
@@ -234,33 +266,38 @@ def main() -> None:
         print(f"model: {'SD 1.5 architecture' if args.full_size else 'tiny SD'}, random "
               f"weights, built in {time.perf_counter() - start:.1f} s; {args.n} pictures "
               f"{args.size}x{args.size}, {args.steps} steps, Euler a, device {args.device}, "
-              f"threads {args.threads or 'default'}, "
-              f"best of {args.repeat}")
-        rows: dict[tuple[int, str], dict] = {}
-        for impl in ("diffusers", "genimg"):
-            cmd = [sys.executable, __file__, f"--variant={impl}", f"--model={folder}"] + [
-                f"--{k}={getattr(args, k)}"
-                for k in ("n", "steps", "size", "device", "dtype", "batch", "repeat", "threads")]
-            out = subprocess.run(cmd, capture_output=True, text=True)
-            if out.returncode:
-                sys.exit(f"{impl} failed:\n{out.stderr}")
-            for line in out.stdout.splitlines():
-                if line.startswith("{"):
-                    r = json.loads(line)
-                    rows[r["batch"], impl] = r
-        print(f"{'batch':>5} {'impl':>9} {'load s':>7} {'render s':>9} {'s/pic':>7} "
-              f"{'peak RSS MB':>11} {'CUDA MB':>8}  pixels")
+              f"threads {args.threads or 'default'}, {args.repeat} interleaved runs each")
+        rows: dict[tuple[str, int, str], dict] = {}
+        flags = [f"--model={folder}"] + [
+            f"--{k}={getattr(args, k)}"
+            for k in ("n", "steps", "size", "device", "dtype", "batch", "repeat", "threads")]
+        # Timing alone first; then the two memory runs side by side (time does not matter).
+        for group in (["time"], ["mem-diffusers", "mem-genimg"]):
+            runs = {what: subprocess.Popen([sys.executable, __file__, f"--variant={what}", *flags],
+                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                           text=True) for what in group}
+            for what, proc in runs.items():
+                stdout, stderr = proc.communicate()
+                if proc.returncode:
+                    sys.exit(f"{what} failed:\n{stderr}")
+                for line in stdout.splitlines():
+                    if line.startswith("{"):
+                        r = json.loads(line)
+                        rows[r["kind"], r["batch"], r["impl"]] = r
+        print(f"{'batch':>5} {'impl':>9} {'load s':>7} {'best s':>8} {'median s':>9} "
+              f"{'s/pic':>7} {'peak RSS MB':>11} {'CUDA MB':>8}  pixels")
         for batch in (1, args.batch):
             for impl in ("diffusers", "genimg"):
-                r = rows[batch, impl]
-                cuda = f"{r['cuda_peak_mb']:8.0f}" if r["cuda_peak_mb"] is not None else "       -"
-                print(f"{batch:>5} {impl:>9} {r['load_s']:7.2f} {r['render_s']:9.3f} "
-                      f"{r['render_s'] / args.n:7.3f} {r['peak_rss_mb']:11.0f} {cuda}  "
-                      f"{r['pixels']}")
-            ours, bare = rows[batch, "genimg"], rows[batch, "diffusers"]
+                t, m = rows["time", batch, impl], rows["memory", batch, impl]
+                cuda = f"{m['cuda_peak_mb']:8.0f}" if m["cuda_peak_mb"] is not None else "       -"
+                print(f"{batch:>5} {impl:>9} {t['load_s']:7.2f} {t['best_s']:8.3f} "
+                      f"{t['median_s']:9.3f} {t['best_s'] / args.n:7.3f} "
+                      f"{m['peak_rss_mb']:11.0f} {cuda}  {t['pixels']}")
+            ours, bare = rows["time", batch, "genimg"], rows["time", batch, "diffusers"]
             same = "same" if ours["pixels"] == bare["pixels"] else "DIFFERENT"
-            print(f"      batch {batch}: genimg/diffusers = "
-                  f"{ours['render_s'] / bare['render_s']:.3f} (goal <= 1.05), {same} pixels")
+            print(f"      batch {batch}: genimg/diffusers = {ours['best_s'] / bare['best_s']:.3f}"
+                  f" best, {ours['median_s'] / bare['median_s']:.3f} median (goal <= 1.05), "
+                  f"{same} pixels")
 
 
 if __name__ == "__main__":
