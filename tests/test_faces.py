@@ -1,0 +1,334 @@
+"""GFPGAN face restoration on tiny random-weight networks (no GPU, no network)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from generator.config import SiteConfig
+from generator.errors import GenimgError
+from generator.models import FaceRestorerRef
+from generator.render.base import RenderTask
+from generator.specs import Location, parse_image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter (nothing imported yet) from the repo root."""
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+# --- pure Python: no torch -------------------------------------------------------------
+
+
+def test_importing_faces_does_not_import_torch() -> None:
+    result = run_python("""
+        import sys
+        import generator.render.faces, generator.render.compat
+        from generator.render.faces import FaceRestorer, face_options
+        face_options({"out_size": 64})
+        heavy = [m for m in ("torch", "torchvision", "gfpgan", "facexlib", "basicsr", "cv2")
+                 if m in sys.modules]
+        assert not heavy, heavy
+    """)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_shim_is_what_makes_gfpgan_importable() -> None:
+    result = run_python("""
+        import importlib.util, sys
+        name = "torchvision.transforms.functional_tensor"
+        if importlib.util.find_spec(name) is not None:
+            print("SKIP: this torchvision still has", name)
+            raise SystemExit(0)
+        try:
+            import gfpgan
+        except ModuleNotFoundError as exc:
+            assert exc.name == name, exc
+        else:
+            raise AssertionError("gfpgan imported without the shim")
+        for mod in [m for m in sys.modules if m.split(".")[0] in ("gfpgan", "basicsr")]:
+            del sys.modules[mod]
+        from generator.render.compat import ensure_gfpgan_importable
+        ensure_gfpgan_importable()
+        ensure_gfpgan_importable()  # idempotent
+        import gfpgan
+        from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
+        import torchvision.transforms.functional as F
+        from torchvision.transforms.functional_tensor import rgb_to_grayscale
+        assert rgb_to_grayscale is F.rgb_to_grayscale
+        assert sys.modules[name].to_tensor is F.to_tensor  # everything else forwards too
+        print("OK")
+    """)
+    assert result.returncode == 0, result.stderr
+    if result.stdout.startswith("SKIP"):
+        pytest.skip(result.stdout.strip())
+    assert result.stdout.strip() == "OK"
+
+
+def test_shim_leaves_a_real_module_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from generator.render import compat
+
+    monkeypatch.delitem(sys.modules, compat.REMOVED_MODULE, raising=False)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    compat.ensure_gfpgan_importable()
+    assert compat.REMOVED_MODULE not in sys.modules
+
+
+def test_options_are_checked_before_loading() -> None:
+    from generator.render.faces import DEFAULT_OPTIONS, face_options
+
+    assert face_options({}) == DEFAULT_OPTIONS
+    assert face_options({"out_size": 64, "narrow": 0.5})["out_size"] == 64
+    with pytest.raises(GenimgError, match=r"unknown key 'out_sise' \(did you mean 'out_size'\?\)"):
+        face_options({"out_sise": 64}, Path("genimg.yaml"))
+    with pytest.raises(GenimgError, match="power of two"):
+        face_options({"out_size": 100})
+    with pytest.raises(GenimgError, match="'channel_multiplier' must be like 2"):
+        face_options({"channel_multiplier": "2"})
+    with pytest.raises(GenimgError, match="detection_network must be one of"):
+        face_options({"detection_network": "yolo"})
+    with pytest.raises(GenimgError, match="arch must be one of"):
+        face_options({"arch": "RestoreFormer"})
+
+
+# --- the real pipeline on tiny networks ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from tinyfaces import make_face_restorer
+
+    return make_face_restorer(tmp_path_factory.mktemp("faces"))
+
+
+@pytest.fixture(scope="module")
+def faceless(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from tinyfaces import make_face_restorer
+
+    return make_face_restorer(tmp_path_factory.mktemp("faceless"), find_face=False)
+
+
+def ref_of(cfg: dict[str, Any], **paths: Path) -> FaceRestorerRef:
+    files = {k: Path(cfg[k]) for k in ("model", "detection", "parsing")} | paths
+    return FaceRestorerRef(files["model"], files["detection"], files["parsing"],
+                           dict(cfg["options"]), "sha256:" + "|".join(map(str, files.values())))
+
+
+def task_of(ref: FaceRestorerRef, source: Image.Image, weight: float = 0.5,
+            key: str = "k") -> RenderTask:
+    spec = parse_image({"mode": "restore", "from": "face.png", "face_weight": weight},
+                       Location("posts/p.md", 7))
+    return RenderTask(key=key, spec=spec, restorer=ref, source=source)
+
+
+def picture(seed: int = 1) -> Image.Image:
+    import numpy as np
+
+    from tinyfaces import SIZE
+
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8), "RGB")
+
+
+def restorer(tmp_path: Path) -> Any:
+    from generator.render.faces import FaceRestorer
+
+    return FaceRestorer(SiteConfig(root=tmp_path, device="cpu", file=tmp_path / "genimg.yaml"))
+
+
+def restore(tmp_path: Path, ref: FaceRestorerRef, source: Image.Image,
+            weight: float = 0.5) -> Image.Image:
+    ((_, out),) = list(restorer(tmp_path).render([task_of(ref, source, weight)], lambda n: None))
+    return out
+
+
+def diff_box(a: Image.Image, b: Image.Image) -> tuple[int, int, int, int] | None:
+    """Bounding box (left, top, right, bottom), exclusive, of the pixels that differ."""
+    from PIL import ImageChops
+
+    return ImageChops.difference(a, b).getbbox()
+
+
+def test_restores_the_face_and_nothing_else(tiny: dict[str, Any], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from generator.render import faces
+    from tinyfaces import face_box
+
+    loads = []
+    real_load = faces.load_networks
+    monkeypatch.setattr(faces, "load_networks", lambda *a, **k: loads.append(1) or real_load(*a, **k))
+    ref = ref_of(tiny)
+    sources = [picture(1), picture(2)]
+    tasks = [task_of(ref, src, 1.0, key=f"k{i}") for i, src in enumerate(sources)]
+    steps: list[int] = []
+    results = list(restorer(tmp_path).render(tasks, steps.append))
+
+    assert [t.key for t, _ in results] == ["k0", "k1"]
+    assert steps == [1, 1]
+    assert loads == [1]  # the networks load once per FaceRestorer
+    left, top, right, bottom = face_box()
+    for src, (_, out) in zip(sources, results, strict=True):
+        assert out.size == src.size and out.mode == "RGB"
+        changed = diff_box(src, out)
+        assert changed is not None, "the face was not restored"
+        # every changed pixel lies in the face crop; the face's centre did change
+        assert left <= changed[0] and top <= changed[1]
+        assert changed[2] <= right + 1 and changed[3] <= bottom + 1
+        centre = src.crop((left + 16, top + 16, right - 16, bottom - 16))
+        assert diff_box(centre, out.crop((left + 16, top + 16, right - 16, bottom - 16)))
+
+
+def test_face_weight_blends_original_and_restored(tiny: dict[str, Any], tmp_path: Path) -> None:
+    import numpy as np
+
+    ref, src = ref_of(tiny), picture(3)
+    none, half, full = (restore(tmp_path, ref, src, w) for w in (0.0, 0.5, 1.0))
+    assert none.tobytes() == src.tobytes()
+    assert full.tobytes() != src.tobytes()
+    a, h, f = (np.asarray(x, dtype=np.int16) for x in (src, half, full))
+    assert np.abs(h - (a + f) / 2).max() <= 1  # halfway, up to rounding
+    assert half.tobytes() not in (src.tobytes(), full.tobytes())
+
+
+def test_restoration_is_deterministic(tiny: dict[str, Any], tmp_path: Path) -> None:
+    ref, src = ref_of(tiny), picture(4)
+    assert restore(tmp_path, ref, src).tobytes() == restore(tmp_path, ref, src).tobytes()
+
+
+def test_picture_without_a_face_comes_back_unchanged(faceless: dict[str, Any],
+                                                     tmp_path: Path) -> None:
+    src = picture(5)
+    out = restore(tmp_path, ref_of(faceless), src, 1.0)
+    assert out.tobytes() == src.tobytes() and out.size == src.size
+
+
+def test_nothing_is_downloaded(tiny: dict[str, Any], tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from generator.render.compat import ensure_gfpgan_importable
+
+    ensure_gfpgan_importable()
+    import basicsr.utils.download_util
+    import facexlib.detection
+    import facexlib.parsing
+    import facexlib.utils
+    import facexlib.utils.misc
+    import gfpgan.utils
+    import torch.hub
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"download attempted: {args} {kwargs}")
+
+    for module, name in [
+        (basicsr.utils.download_util, "load_file_from_url"),
+        (gfpgan.utils, "load_file_from_url"),
+        (facexlib.utils, "load_file_from_url"),
+        (facexlib.utils.misc, "load_file_from_url"),
+        (facexlib.detection, "load_file_from_url"),  # what init_detection_model calls
+        (facexlib.parsing, "load_file_from_url"),  # what init_parsing_model calls
+        (torch.hub, "download_url_to_file"),
+        (torch.hub, "load_state_dict_from_url"),
+        (socket.socket, "connect"),
+        (socket, "create_connection"),
+    ]:
+        monkeypatch.setattr(module, name, refuse)
+    src = picture(6)
+    assert restore(tmp_path, ref_of(tiny), src, 1.0).tobytes() != src.tobytes()
+
+
+@pytest.mark.parametrize(("key", "where"), [
+    ("model", "github.com/TencentARC/GFPGAN/releases"),
+    ("detection", "github.com/xinntao/facexlib/releases"),
+    ("parsing", "github.com/xinntao/facexlib/releases"),
+])
+def test_missing_weights_say_which_file_and_where_to_get_it(
+        tiny: dict[str, Any], tmp_path: Path, key: str, where: str) -> None:
+    missing = tmp_path / f"no-{key}.pth"
+    with pytest.raises(GenimgError) as info:
+        restore(tmp_path, ref_of(tiny, **{key: missing}), picture())
+    message = str(info.value)
+    assert str(missing) in message and where in message and "not found" in message
+    assert f"face_restorer: {key}:" in message
+
+
+@pytest.mark.parametrize("key", ["model", "detection", "parsing"])
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04broken zip"])
+def test_corrupt_weights_name_the_file(tiny: dict[str, Any], tmp_path: Path, key: str,
+                                       content: bytes) -> None:
+    bad = tmp_path / f"bad-{key}.pth"
+    bad.write_bytes(content)
+    with pytest.raises(GenimgError) as info:
+        restore(tmp_path, ref_of(tiny, **{key: bad}), picture())
+    assert str(bad) in str(info.value) and "cannot be read" in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_truncated_checkpoint_names_the_file(tiny: dict[str, Any], tmp_path: Path) -> None:
+    bad = tmp_path / "truncated.pth"
+    bad.write_bytes(Path(tiny["model"]).read_bytes()[:5000])
+    with pytest.raises(GenimgError, match="cannot be read") as info:
+        restore(tmp_path, ref_of(tiny, model=bad), picture())
+    assert str(bad) in str(info.value)
+
+
+def test_weights_of_another_architecture_are_a_clear_error(tiny: dict[str, Any],
+                                                           tmp_path: Path) -> None:
+    ref = ref_of(tiny)
+    swapped = FaceRestorerRef(ref.detection, ref.model, ref.parsing, ref.options, "x")
+    with pytest.raises(GenimgError, match="do not fit the network") as info:
+        restore(tmp_path, swapped, picture())
+    assert str(ref.detection) in str(info.value)
+    other = FaceRestorerRef(ref.model, ref.detection, ref.parsing,
+                            {**ref.options, "out_size": 64}, "y")
+    with pytest.raises(GenimgError, match="do not fit the network"):
+        restore(tmp_path, other, picture())
+
+
+def test_safetensors_and_dataparallel_weights_load(tiny: dict[str, Any], tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    ref, src = ref_of(tiny), picture(7)
+    params = torch.load(ref.model, weights_only=True)["params_ema"]
+    model = tmp_path / "GFPGANv1.4.safetensors"
+    save_file({k: v.contiguous() for k, v in params.items()}, model)
+    detection = tmp_path / "detection.pth"
+    state = torch.load(ref.detection, weights_only=True)
+    torch.save({f"module.{k}": v for k, v in state.items()}, detection)
+    expected = restore(tmp_path, ref, src, 1.0)
+    assert restore(tmp_path, ref_of(tiny, model=model, detection=detection), src,
+                   1.0).tobytes() == expected.tobytes()
+
+
+def test_render_refuses_tasks_it_cannot_do(tiny: dict[str, Any], tmp_path: Path) -> None:
+    where = Location("posts/p.md", 3)
+    txt2img = RenderTask("k", parse_image({"prompt": "a cat"}, where), restorer=ref_of(tiny),
+                         source=picture())
+    with pytest.raises(GenimgError, match=r"posts/p.md:3: .*'txt2img'"):
+        list(restorer(tmp_path).render([txt2img], lambda n: None))
+    sourceless = task_of(ref_of(tiny), None)  # type: ignore[arg-type]
+    with pytest.raises(GenimgError, match="needs the source picture"):
+        list(restorer(tmp_path).render([sourceless], lambda n: None))
+
+
+def test_close_frees_and_a_later_task_reloads(tiny: dict[str, Any], tmp_path: Path) -> None:
+    face = restorer(tmp_path)
+    src = picture(8)
+    first = list(face.render([task_of(ref_of(tiny), src)], lambda n: None))[0][1]
+    face.close()
+    assert face._nets is None
+    again = list(face.render([task_of(ref_of(tiny), src)], lambda n: None))[0][1]
+    assert first.tobytes() == again.tobytes()
+    face.close()
