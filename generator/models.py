@@ -35,7 +35,11 @@ class ModelRef:
     fingerprint: str
     config: str | None = None  # single file: a local diffusers folder with its configs
     revision: str | None = None
-    available: bool = True  # False: known only from the recorded fingerprint
+    problem: str | None = None  # why it cannot be loaded here (None: it can)
+
+    @property
+    def available(self) -> bool:
+        return self.problem is None
 
     @property
     def short_hash(self) -> str:
@@ -52,7 +56,11 @@ class FaceRestorerRef:
     parsing: Path
     options: dict
     fingerprint: str
-    available: bool = True
+    problem: str | None = None  # why it cannot be loaded here (None: it can)
+
+    @property
+    def available(self) -> bool:
+        return self.problem is None
 
 
 def hf_hub_cache() -> Path:
@@ -94,7 +102,8 @@ class FileHasher:
         with file.open("rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
-        memo[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest()}
+        memo[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                     "sha256": digest.hexdigest()}
         self._dirty = True
         return memo[key]["sha256"]
 
@@ -129,20 +138,21 @@ class ModelResolver:
         return self._resolved[name]
 
     def _resolve(self, name: str) -> ModelRef:
-        if self.preview:
-            return ModelRef(name, "preview", name, PREVIEW_FINGERPRINT)
         cfg = self.config.models.get(name)
         if cfg is None:
             looks_like_ref = "/" in name or name.endswith(CHECKPOINT_SUFFIXES)
-            if not looks_like_ref:
+            if not looks_like_ref and not (self.preview and name == "default"):
                 from .specs import did_you_mean
 
                 known = ", ".join(self.known_names()) or "none"
                 raise GenimgError(
                     f"unknown model {name!r}{did_you_mean(name, self.known_names())}; "
-                    f"models in genimg.yaml: {known}"
+                    f"models in genimg.yaml: {known}. Add it under 'models:' in genimg.yaml, "
+                    "or build with --preview (placeholder pictures)"
                 )
             cfg = ModelConfig(name, name)
+        if self.preview:
+            return ModelRef(name, "preview", name, PREVIEW_FINGERPRINT)
         return self._locate(cfg)
 
     def _locate(self, cfg: ModelConfig) -> ModelRef:
@@ -186,7 +196,8 @@ class ModelResolver:
             return ModelRef(cfg.name, "hub", cfg.source, f"hub:{cfg.source}@{revision}",
                             revision=revision)
         return self._missing(
-            cfg, f"hub model {cfg.source!r} is not in the local Hugging Face cache ({repo})"
+            cfg, f"hub model {cfg.source!r} is not in the local Hugging Face cache ({repo}) "
+            "and downloads are off"
         )
 
     def _record(self, ref: ModelRef) -> ModelRef:
@@ -195,9 +206,10 @@ class ModelResolver:
         return ref
 
     def _missing(self, cfg: ModelConfig, why: str) -> ModelRef:
-        if cfg.name in self.recorded:
-            return ModelRef(cfg.name, "hub", cfg.source, self.recorded[cfg.name], available=False)
-        raise model_missing_error(cfg.name, why)
+        """A model not on this machine: keyed by its recorded fingerprint if there is one,
+        so cached pictures are still found; rendering with it fails naming ``why``."""
+        fingerprint = self.recorded.get(cfg.name, f"unavailable:{cfg.name}")
+        return ModelRef(cfg.name, "hub", cfg.source, fingerprint, problem=why)
 
     def restorer(self) -> FaceRestorerRef:
         """The GFPGAN restorer from genimg.yaml (raises GenimgError if unusable)."""
@@ -209,26 +221,20 @@ class ModelResolver:
         if self.preview:
             return FaceRestorerRef(Path(), Path(), Path(), {}, PREVIEW_FINGERPRINT)
         face: FaceRestorerConfig | None = self.config.face_restorer
+        recorded = self.recorded.get("face_restorer", "unavailable:face_restorer")
         if face is None:
-            raise GenimgError(
+            return FaceRestorerRef(Path(), Path(), Path(), {}, recorded, problem=(
                 "a picture asks for face restoration, but genimg.yaml has no 'face_restorer:' "
                 "(model, detection, parsing: paths to GFPGANv1.4.pth, "
-                "detection_Resnet50_Final.pth, parsing_parsenet.pth)",
-                self.config.file,
-            )
+                "detection_Resnet50_Final.pth, parsing_parsenet.pth)"))
         missing = [p for p in (face.model, face.detection, face.parsing) if not p.is_file()]
         if missing:
-            if "face_restorer" in self.recorded:
-                return FaceRestorerRef(face.model, face.detection, face.parsing,
-                                       dict(face.options), self.recorded["face_restorer"],
-                                       available=False)
-            raise GenimgError(
+            return FaceRestorerRef(face.model, face.detection, face.parsing, dict(face.options),
+                                   recorded, problem=(
                 f"face restorer weights not found: {', '.join(map(str, missing))}. Download "
                 "GFPGANv1.4.pth from https://github.com/TencentARC/GFPGAN/releases and the "
                 "facexlib weights from https://github.com/xinntao/facexlib/releases, or build "
-                "with --preview or --frozen",
-                self.config.file,
-            )
+                "with --preview or --frozen"))
         digest = hashlib.sha256()
         for file in (face.model, face.detection, face.parsing):
             digest.update(self.hasher.hash(file).encode())
@@ -247,7 +253,8 @@ class ModelResolver:
         except (OSError, ValueError):
             old = None
         if old != self.recorded:
-            write_atomic(self.record_path, json.dumps(self.recorded, indent=1, sort_keys=True).encode())
+            data = json.dumps(self.recorded, indent=1, sort_keys=True)
+            write_atomic(self.record_path, data.encode())
 
 
 def model_missing_error(name: str, why: str) -> GenimgError:

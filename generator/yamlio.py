@@ -52,7 +52,7 @@ def load_yaml(text: str, file: str, first_line: int) -> tuple[Any, dict[Any, int
     ``LineDict`` whose lines are made absolute too.
     """
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass: safe
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = first_line + (mark.line if mark else 0)

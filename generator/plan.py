@@ -1,0 +1,214 @@
+"""The plan: every picture of the site as a node of a DAG, with its cache key.
+
+``from:`` references are resolved across the whole site (dangling ids, duplicate
+ids and cycles are errors); ``restore_faces: true`` becomes two nodes, the
+unrestored picture and the restore step, so toggling it never re-runs diffusion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ErrorList, GenimgError
+from .models import FaceRestorerRef, FileHasher, ModelRef, ModelResolver
+from .specs import ImageSpec, Location
+
+#: Bump when genimg's rendering code changes its output for the same inputs.
+RECIPE_VERSION = 1
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class Node:
+    """One picture to have in the cache: rendered from ``spec`` (+ ``parent`` or ``file``)."""
+
+    key: str
+    spec: ImageSpec  # the spec as rendered (restore steps: mode "restore")
+    shown: ImageSpec  # the spec as written (for infotext and pages)
+    parent: str | None = None  # key of the picture this one is made from
+    file: Path | None = None  # or a user picture next to the post
+    model: ModelRef | None = None
+    restorer: FaceRestorerRef | None = None
+
+
+def canonical_key(fields: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of everything that changes the pixels."""
+    blob = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def key_fields(spec: ImageSpec, model_fp: str | None, source: str | None,
+               restorer_fp: str | None) -> dict[str, Any]:
+    """The exact dictionary a cache key is the hash of (see DESIGN.md)."""
+    fields = spec.pixel_fields()
+    fields.pop("restore_faces")
+    fields["recipe"] = RECIPE_VERSION
+    if spec.mode in ("txt2img", "img2img"):
+        fields["model"] = model_fp
+    else:
+        fields.pop("face_weight", None)
+        fields["face_weight"] = float(spec.face_weight)
+        fields["restorer"] = restorer_fp
+    if spec.mode != "txt2img":
+        fields["source"] = source
+    return fields
+
+
+@dataclass
+class Plan:
+    """Nodes in dependency order, and the key each written image is shown as."""
+
+    nodes: dict[str, Node]  # topological order: parents before children
+    shown_key: dict[Location, str]  # image location -> key of the picture shown
+    id_key: dict[str, str]  # image id -> key
+
+    def descendants(self, key: str) -> set[str]:
+        children: dict[str, list[str]] = {}
+        for node in self.nodes.values():
+            if node.parent:
+                children.setdefault(node.parent, []).append(node.key)
+        found, stack = set(), [key]
+        while stack:
+            for child in children.get(stack.pop(), []):
+                if child not in found:
+                    found.add(child)
+                    stack.append(child)
+        return found
+
+
+class Planner:
+    """Builds a Plan from all posts' specs; all errors are reported together."""
+
+    def __init__(self, root: Path, resolver: ModelResolver, hasher: FileHasher):
+        self.root = root.resolve()
+        self.resolver = resolver
+        self.hasher = hasher
+        self.nodes: dict[str, Node] = {}
+        self.by_id: dict[str, ImageSpec] = {}
+        self.id_key: dict[str, str] = {}
+        self.shown_key: dict[Location, str] = {}
+        self._visiting: list[str] = []
+
+    def plan(self, images: list[ImageSpec]) -> Plan:
+        errors: list[GenimgError] = []
+        for spec in images:
+            if spec.id is None:
+                continue
+            if spec.id in self.by_id:
+                first = self.by_id[spec.id].location
+                errors.append(spec.location.error(
+                    f"duplicate image id {spec.id!r} (first used at {first.file}:{first.line})"))
+            else:
+                self.by_id[spec.id] = spec
+        if errors:
+            raise ErrorList(errors)
+        for spec in images:
+            try:
+                self.shown_key[spec.location] = self._key_of(spec)
+            except GenimgError as exc:
+                errors.append(exc)
+        if errors:
+            raise ErrorList(_unique(errors))
+        return Plan(self.nodes, self.shown_key, self.id_key)
+
+    def _key_of(self, spec: ImageSpec) -> str:
+        """Key of the picture ``spec`` shows; adds it and its ancestors to the plan."""
+        if spec.id is not None and spec.id in self.id_key:
+            return self.id_key[spec.id]
+        if spec.id is not None:
+            if spec.id in self._visiting:
+                cycle = " -> ".join([*self._visiting[self._visiting.index(spec.id):], spec.id])
+                raise spec.location.error(f"'from:' references form a cycle: {cycle}")
+            self._visiting.append(spec.id)
+        try:
+            key = self._add(spec)
+        finally:
+            if spec.id is not None:
+                self._visiting.pop()
+        if spec.id is not None:
+            self.id_key[spec.id] = key
+        return key
+
+    def _add(self, spec: ImageSpec) -> str:
+        if spec.restore_faces:
+            base = spec.without_restore()
+            base_key = self._add(base)
+            step = replace(base, mode="restore", source=None)
+            restorer = self._restorer(spec)
+            key = canonical_key(key_fields(step, None, base_key, restorer.fingerprint))
+            self._put(Node(key, step, spec, parent=base_key, restorer=restorer))
+            return key
+        parent = file = None
+        source = None
+        if spec.mode != "txt2img":
+            parent, file, source = self._resolve_from(spec)
+        model = restorer = None
+        if spec.mode in ("txt2img", "img2img"):
+            model = self._model(spec)
+        else:
+            restorer = self._restorer(spec)
+        key = canonical_key(key_fields(spec, model and model.fingerprint, source,
+                                       restorer and restorer.fingerprint))
+        self._put(Node(key, spec, spec, parent=parent, file=file, model=model, restorer=restorer))
+        return key
+
+    def _put(self, node: Node) -> None:
+        self.nodes.setdefault(node.key, node)
+
+    def _model(self, spec: ImageSpec) -> ModelRef:
+        try:
+            return self.resolver.model(spec.model)
+        except GenimgError as exc:
+            raise spec.location.error(exc.message) from None
+
+    def _restorer(self, spec: ImageSpec) -> FaceRestorerRef:
+        try:
+            return self.resolver.restorer()
+        except GenimgError as exc:
+            raise spec.location.error(exc.message) from None
+
+    def _resolve_from(self, spec: ImageSpec) -> tuple[str | None, Path | None, str]:
+        """``from:`` -> (parent key, None, source) or (None, user file, source)."""
+        ref = spec.source or ""
+        if ref in self.by_id:
+            parent_key = self._key_of(self.by_id[ref])
+            return parent_key, None, parent_key
+        post_dir = (self.root / spec.location.file).parent
+        path = (post_dir / ref).resolve()
+        if not path.is_relative_to(self.root):
+            raise spec.location.error(f"'from: {ref}' points outside the blog folder")
+        if not path.is_file():
+            hint = ""
+            if not ref.lower().endswith(IMAGE_SUFFIXES):
+                from .specs import did_you_mean
+
+                hint = did_you_mean(ref, list(self.by_id)) or " (no image has that id)"
+            raise spec.location.error(
+                f"'from: {ref}' is neither an image id nor a file next to the post{hint}")
+        _check_image(path, spec.location)
+        digest = self.hasher.hash(path)
+        return None, path, f"file:{digest}"
+
+
+def _check_image(path: Path, where: Location) -> None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception:  # PIL raises many types for "not an image"
+        raise where.error(f"'from: {path.name}' is not a readable image") from None
+
+
+def _unique(errors: list[GenimgError]) -> list[GenimgError]:
+    seen: set[str] = set()
+    out = []
+    for err in errors:
+        if str(err) not in seen:
+            seen.add(str(err))
+            out.append(err)
+    return out

@@ -1,0 +1,64 @@
+"""Placeholder pictures for ``--preview``: no model, deterministic, clearly marked.
+
+Each shows its prompt, seed and mode on a seed-derived background; img2img and
+restore pictures show their source faintly, so chains stay recognisable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import textwrap
+from collections.abc import Iterator, Sequence
+
+from PIL import Image, ImageDraw, ImageFont
+
+from .base import RenderTask, StepCallback
+
+
+def _colour(seed: int, salt: str) -> tuple[int, int, int]:
+    digest = hashlib.sha256(f"{salt}:{seed}".encode()).digest()
+    return digest[0], digest[1], digest[2]
+
+
+def preview_picture(task: RenderTask) -> Image.Image:
+    """Draw the placeholder for one task (pure function of the task's spec and source)."""
+    spec = task.spec
+    size = (spec.width, spec.height)
+    if task.source is not None:
+        size = task.source.size if spec.mode == "restore" else size
+    top, bottom = _colour(spec.seed, "top"), _colour(spec.seed, "bottom")
+    gradient = Image.linear_gradient("L").resize(size)
+    image = Image.composite(Image.new("RGB", size, bottom), Image.new("RGB", size, top), gradient)
+    if task.source is not None:
+        faded = task.source.convert("RGB").resize(size)
+        image = Image.blend(image, faded, 0.55 if spec.mode == "img2img" else 0.85)
+    draw = ImageDraw.Draw(image)
+    font_size = max(10, size[0] // 24)
+    font = ImageFont.load_default(size=font_size)
+    lines = ["PREVIEW", f"{spec.mode}  seed {spec.seed}"]
+    if spec.mode == "restore":
+        lines.append(f"face restore, weight {spec.face_weight:g}")
+    else:
+        lines += textwrap.wrap(spec.prompt, width=max(12, size[0] // (font_size // 2 + 1)))[:8]
+    y = font_size
+    for line in lines:
+        draw.text((font_size + 1, y + 1), line, fill=(0, 0, 0), font=font)
+        draw.text((font_size, y), line, fill=(255, 255, 255), font=font)
+        y += int(font_size * 1.3)
+    draw.rectangle([0, 0, size[0] - 1, size[1] - 1], outline=(255, 255, 255), width=3)
+    return image
+
+
+class PreviewRenderer:
+    """The renderer behind ``genimg build --preview``: every mode, no model at all."""
+
+    def render(
+        self, tasks: Sequence[RenderTask], on_step: StepCallback
+    ) -> Iterator[tuple[RenderTask, Image.Image]]:
+        for task in tasks:
+            image = preview_picture(task)
+            on_step(task.work)
+            yield task, image
+
+    def close(self) -> None:
+        pass
