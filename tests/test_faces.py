@@ -109,14 +109,14 @@ def test_options_are_checked_before_loading() -> None:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from tinyfaces import make_face_restorer
+    from tests.tinyfaces import make_face_restorer
 
     return make_face_restorer(tmp_path_factory.mktemp("faces"))
 
 
 @pytest.fixture(scope="module")
 def faceless(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from tinyfaces import make_face_restorer
+    from tests.tinyfaces import make_face_restorer
 
     return make_face_restorer(tmp_path_factory.mktemp("faceless"), find_face=False)
 
@@ -137,7 +137,7 @@ def task_of(ref: FaceRestorerRef, source: Image.Image, weight: float = 0.5,
 def picture(seed: int = 1) -> Image.Image:
     import numpy as np
 
-    from tinyfaces import SIZE
+    from tests.tinyfaces import SIZE
 
     rng = np.random.default_rng(seed)
     return Image.fromarray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8), "RGB")
@@ -162,14 +162,16 @@ def diff_box(a: Image.Image, b: Image.Image) -> tuple[int, int, int, int] | None
     return ImageChops.difference(a, b).getbbox()
 
 
+@pytest.mark.slow
 def test_restores_the_face_and_nothing_else(tiny: dict[str, Any], tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from generator.render import faces
-    from tinyfaces import face_box
+    from tests.tinyfaces import face_box
 
     loads = []
     real_load = faces.load_networks
-    monkeypatch.setattr(faces, "load_networks", lambda *a, **k: loads.append(1) or real_load(*a, **k))
+    monkeypatch.setattr(faces, "load_networks",
+                        lambda *a, **k: loads.append(1) or real_load(*a, **k))
     ref = ref_of(tiny)
     sources = [picture(1), picture(2)]
     tasks = [task_of(ref, src, 1.0, key=f"k{i}") for i, src in enumerate(sources)]
@@ -191,6 +193,7 @@ def test_restores_the_face_and_nothing_else(tiny: dict[str, Any], tmp_path: Path
         assert diff_box(centre, out.crop((left + 16, top + 16, right - 16, bottom - 16)))
 
 
+@pytest.mark.slow
 def test_face_weight_blends_original_and_restored(tiny: dict[str, Any], tmp_path: Path) -> None:
     import numpy as np
 
@@ -203,11 +206,13 @@ def test_face_weight_blends_original_and_restored(tiny: dict[str, Any], tmp_path
     assert half.tobytes() not in (src.tobytes(), full.tobytes())
 
 
+@pytest.mark.slow
 def test_restoration_is_deterministic(tiny: dict[str, Any], tmp_path: Path) -> None:
     ref, src = ref_of(tiny), picture(4)
     assert restore(tmp_path, ref, src).tobytes() == restore(tmp_path, ref, src).tobytes()
 
 
+@pytest.mark.slow
 def test_picture_without_a_face_comes_back_unchanged(faceless: dict[str, Any],
                                                      tmp_path: Path) -> None:
     src = picture(5)
@@ -215,6 +220,7 @@ def test_picture_without_a_face_comes_back_unchanged(faceless: dict[str, Any],
     assert out.tobytes() == src.tobytes() and out.size == src.size
 
 
+@pytest.mark.slow
 def test_nothing_is_downloaded(tiny: dict[str, Any], tmp_path: Path,
                                monkeypatch: pytest.MonkeyPatch) -> None:
     from generator.render.compat import ensure_gfpgan_importable
@@ -253,16 +259,28 @@ def test_nothing_is_downloaded(tiny: dict[str, Any], tmp_path: Path,
     ("detection", "github.com/xinntao/facexlib/releases"),
     ("parsing", "github.com/xinntao/facexlib/releases"),
 ])
-def test_missing_weights_say_which_file_and_where_to_get_it(
-        tiny: dict[str, Any], tmp_path: Path, key: str, where: str) -> None:
+def test_missing_weights_say_which_file_and_where_to_get_it(tmp_path: Path, key: str,
+                                                            where: str) -> None:
+    # checked before torch is imported: placeholders stand in for the other two files
+    cfg: dict[str, Any] = {"options": {}}
+    for name in ("model", "detection", "parsing"):
+        cfg[name] = tmp_path / f"{name}.pth"
+        cfg[name].write_bytes(b"")
     missing = tmp_path / f"no-{key}.pth"
     with pytest.raises(GenimgError) as info:
-        restore(tmp_path, ref_of(tiny, **{key: missing}), picture())
+        restore(tmp_path, ref_of(cfg, **{key: missing}), picture())
     message = str(info.value)
-    assert str(missing) in message and where in message and "not found" in message
-    assert f"face_restorer: {key}:" in message
+    assert message.startswith(f"{missing}: ")
+    assert where in message and "not found" in message and f"face_restorer: {key}:" in message
 
 
+def test_an_unusable_restorer_says_why(tmp_path: Path) -> None:
+    ref = FaceRestorerRef(Path(), Path(), Path(), {}, "recorded", problem="no face_restorer")
+    with pytest.raises(GenimgError, match=r"^posts/p.md:7: no face_restorer$"):
+        restore(tmp_path, ref, picture())
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["model", "detection", "parsing"])
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04broken zip"])
 def test_corrupt_weights_name_the_file(tiny: dict[str, Any], tmp_path: Path, key: str,
@@ -275,6 +293,7 @@ def test_corrupt_weights_name_the_file(tiny: dict[str, Any], tmp_path: Path, key
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
+@pytest.mark.slow
 def test_truncated_checkpoint_names_the_file(tiny: dict[str, Any], tmp_path: Path) -> None:
     bad = tmp_path / "truncated.pth"
     bad.write_bytes(Path(tiny["model"]).read_bytes()[:5000])
@@ -283,6 +302,7 @@ def test_truncated_checkpoint_names_the_file(tiny: dict[str, Any], tmp_path: Pat
     assert str(bad) in str(info.value)
 
 
+@pytest.mark.slow
 def test_weights_of_another_architecture_are_a_clear_error(tiny: dict[str, Any],
                                                            tmp_path: Path) -> None:
     ref = ref_of(tiny)
@@ -296,6 +316,7 @@ def test_weights_of_another_architecture_are_a_clear_error(tiny: dict[str, Any],
         restore(tmp_path, other, picture())
 
 
+@pytest.mark.slow
 def test_safetensors_and_dataparallel_weights_load(tiny: dict[str, Any], tmp_path: Path) -> None:
     import torch
     from safetensors.torch import save_file
@@ -312,6 +333,7 @@ def test_safetensors_and_dataparallel_weights_load(tiny: dict[str, Any], tmp_pat
                    1.0).tobytes() == expected.tobytes()
 
 
+@pytest.mark.slow
 def test_render_refuses_tasks_it_cannot_do(tiny: dict[str, Any], tmp_path: Path) -> None:
     where = Location("posts/p.md", 3)
     txt2img = RenderTask("k", parse_image({"prompt": "a cat"}, where), restorer=ref_of(tiny),
@@ -323,12 +345,79 @@ def test_render_refuses_tasks_it_cannot_do(tiny: dict[str, Any], tmp_path: Path)
         list(restorer(tmp_path).render([sourceless], lambda n: None))
 
 
+@pytest.mark.slow
 def test_close_frees_and_a_later_task_reloads(tiny: dict[str, Any], tmp_path: Path) -> None:
     face = restorer(tmp_path)
     src = picture(8)
-    first = list(face.render([task_of(ref_of(tiny), src)], lambda n: None))[0][1]
+    ((_, first),) = face.render([task_of(ref_of(tiny), src)], lambda n: None)
     face.close()
     assert face._nets is None
-    again = list(face.render([task_of(ref_of(tiny), src)], lambda n: None))[0][1]
+    ((_, again),) = face.render([task_of(ref_of(tiny), src)], lambda n: None)
     assert first.tobytes() == again.tobytes()
     face.close()
+
+
+# --- through the real build ------------------------------------------------------------
+
+RESTORE_POST = """
+    ---
+    title: Restored
+    date: 2024-01-02
+    ---
+
+    ```gallery
+    - mode: restore
+      from: face.png
+      face_weight: {weight}
+    ```
+"""
+
+
+def restored_pngs(root: Path) -> list[Path]:
+    """Full-size pictures in the site, less the copy of the user's source picture."""
+    return [p for p in (root / "site" / "images").glob("*.png")
+            if not p.name.startswith("source-")]
+
+
+@pytest.mark.slow
+def test_build_restores_a_user_picture_and_caches_it(tiny: dict[str, Any],
+                                                     make_blog: Any) -> None:
+    import yaml
+
+    from generator.build import BuildOptions, build_site
+    from generator.metadata import parse_infotext
+    from tests.tinyfaces import face_box
+
+    config = yaml.safe_dump({"title": "T", "base_url": "/", "device": "cpu", "face_restorer": {
+        "model": tiny["model"], "detection": tiny["detection"], "parsing": tiny["parsing"],
+        "options": tiny["options"]}})
+    root = make_blog({"2024-01-02-restored.md": RESTORE_POST.format(weight=0.5)}, config=config)
+    source = picture(9)
+    source.save(root / "posts" / "face.png")
+
+    report = build_site(root, BuildOptions())
+    assert report.rendered == 1 and not report.preview
+    (full,) = restored_pngs(root)
+    assert full.name.startswith("restored-face-")
+    with Image.open(full) as shown:
+        shown.load()
+        restored = shown.convert("RGB")
+        info = parse_infotext(shown.info["parameters"])
+    assert restored.size == source.size
+    changed = diff_box(source, restored)
+    left, top, right, bottom = face_box()
+    assert changed is not None and (left, top) <= changed[:2]
+    assert changed[2] <= right + 1 and changed[3] <= bottom + 1
+    assert info["Face restoration"] == "GFPGAN" and info["Face weight"] == "0.5"
+    pages = [p.read_text(encoding="utf-8") for p in (root / "site").rglob("*.html")]
+    assert any(full.name in page for page in pages)  # the post shows it
+
+    assert build_site(root, BuildOptions()).rendered == 0  # cached
+
+    post = root / "posts" / "2024-01-02-restored.md"
+    post.write_text(post.read_text().replace("face_weight: 0.5", "face_weight: 1"))
+    assert build_site(root, BuildOptions()).rendered == 1
+    (again,) = restored_pngs(root)
+    assert again.name != full.name
+    with Image.open(again) as shown:
+        assert shown.convert("RGB").tobytes() != restored.tobytes()

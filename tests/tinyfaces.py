@@ -129,9 +129,6 @@ def make_face_restorer(folder: Path, *, find_face: bool = True, size: int = SIZE
     ``options`` (default: ``TINY_OPTIONS``) picks the architecture; ``{}`` gives
     real-sized networks, for timing.
     """
-    from generator.render.compat import ensure_gfpgan_importable
-
-    ensure_gfpgan_importable()
     import torch
 
     from generator.render.faces import _build_gfpgan, face_options

@@ -207,18 +207,17 @@ class _Nets:
 def load_networks(ref: FaceRestorerRef, device: torch.device,
                   config_file: Path | None = None) -> _Nets:
     """Build GFPGAN, RetinaFace and ParseNet from ``ref``'s local files; never download."""
-    from .compat import ensure_gfpgan_importable
-
-    ensure_gfpgan_importable()
-    from facexlib.detection.retinaface import RetinaFace
-    from facexlib.parsing.parsenet import ParseNet
-    from facexlib.utils import face_restoration_helper
-
+    # Cheap checks first: a typo or a missing file fails before torch is imported.
     opts = face_options(ref.options, config_file)
     for path, weights in ((ref.model, GFPGAN_WEIGHTS), (ref.detection, DETECTION_WEIGHTS),
                           (ref.parsing, PARSING_WEIGHTS)):
         if not Path(path).is_file():
             raise weights.error(Path(path), "not found")
+
+    _import_gfpgan()
+    from facexlib.detection.retinaface import RetinaFace
+    from facexlib.parsing.parsenet import ParseNet
+    from facexlib.utils import face_restoration_helper
 
     gfpgan = _build_gfpgan(opts)
     _load_into(gfpgan, Path(ref.model), GFPGAN_WEIGHTS)
@@ -250,8 +249,19 @@ def load_networks(ref: FaceRestorerRef, device: torch.device,
     return _Nets(ref.fingerprint, device, gfpgan, helper)
 
 
+def _import_gfpgan() -> None:
+    """Import gfpgan (and basicsr) through the compat shim, without their import noise."""
+    from .compat import ensure_gfpgan_importable
+
+    ensure_gfpgan_importable()
+    with warnings.catch_warnings():  # basicsr imports scipy.ndimage.filters (deprecated)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import gfpgan  # noqa: F401
+
+
 def _build_gfpgan(opts: Mapping[str, Any]) -> torch.nn.Module:
     """The GFPGAN network ``GFPGANer`` would build for ``arch``, with random weights."""
+    _import_gfpgan()
     if opts["arch"] == "bilinear":
         from gfpgan.archs.gfpgan_bilinear_arch import GFPGANBilinear as cls
     elif opts["arch"] == "original":
@@ -343,6 +353,8 @@ class FaceRestorer:
             if task.source is None or task.restorer is None:
                 raise GenimgError("face restoration needs the source picture and the restorer",
                                   spec.location.file, spec.location.line)
+            if task.restorer.problem:
+                raise GenimgError(task.restorer.problem, spec.location.file, spec.location.line)
             nets = self._networks(task.restorer)
             picture = restore_faces(nets, task.source, spec.face_weight)
             on_step(1)
