@@ -100,7 +100,7 @@ def test_options_are_checked_before_loading() -> None:
         face_options({"channel_multiplier": "2"})
     with pytest.raises(GenimgError, match="detection_network must be one of"):
         face_options({"detection_network": "yolo"})
-    with pytest.raises(GenimgError, match="arch must be one of"):
+    with pytest.raises(GenimgError, match="unknown key 'arch'"):
         face_options({"arch": "RestoreFormer"})
 
 
@@ -261,6 +261,7 @@ def test_nothing_is_downloaded(tiny: dict[str, Any], tmp_path: Path,
 ])
 def test_missing_weights_say_which_file_and_where_to_get_it(tmp_path: Path, key: str,
                                                             where: str) -> None:
+    """Fails before torch is imported: this test stays fast."""
     # checked before torch is imported: placeholders stand in for the other two files
     cfg: dict[str, Any] = {"options": {}}
     for name in ("model", "detection", "parsing"):
@@ -272,6 +273,19 @@ def test_missing_weights_say_which_file_and_where_to_get_it(tmp_path: Path, key:
     message = str(info.value)
     assert message.startswith(f"{missing}: ")
     assert where in message and "not found" in message and f"face_restorer: {key}:" in message
+
+
+@pytest.mark.slow
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path) -> None:
+    import torch
+
+    from generator.render.faces import pick_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(GenimgError, match="no CUDA GPU"):
+        pick_device("cuda", tmp_path / "genimg.yaml")
+    assert pick_device("auto").type in ("cpu", "mps")
 
 
 def test_an_unusable_restorer_says_why(tmp_path: Path) -> None:

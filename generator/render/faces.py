@@ -38,8 +38,9 @@ FACEXLIB_RELEASES = "https://github.com/xinntao/facexlib/releases"
 #: facexlib's RetinaFace-ResNet50 detector and ParseNet parser. Small values
 #: describe the tiny random-weight networks the tests build.
 DEFAULT_OPTIONS: dict[str, Any] = {
-    # GFPGAN (arguments of GFPGANv1Clean, as GFPGANer passes them)
-    "arch": "clean",
+    # GFPGAN (arguments of GFPGANv1Clean, as GFPGANer passes them). Only the clean
+    # architecture (GFPGAN v1.2-v1.4): the original and bilinear ones need basicsr's
+    # compiled CUDA ops, which the PyPI basicsr lacks.
     "out_size": 512,
     "num_style_feat": 512,
     "channel_multiplier": 2,
@@ -56,7 +57,6 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "parsing_min_feat_size": 32,
     "parsing_ch_range": [32, 256],
 }
-ARCHS = ("clean", "bilinear", "original")
 DETECTION_NETWORKS = ("resnet50", "mobile0.25")
 
 
@@ -87,8 +87,6 @@ def face_options(options: Mapping[str, Any], config_file: Path | None = None) ->
         if not ok:
             raise bad(f"{key!r} must be like {default!r}, got {value!r}")
         merged[key] = list(value) if isinstance(default, list) else value
-    if merged["arch"] not in ARCHS:
-        raise bad(f"arch must be one of {', '.join(ARCHS)}, got {merged['arch']!r}")
     if merged["detection_network"] not in DETECTION_NETWORKS:
         raise bad(f"detection_network must be one of {', '.join(DETECTION_NETWORKS)}, "
                   f"got {merged['detection_network']!r}")
@@ -111,7 +109,8 @@ class _Weights:
 
 
 GFPGAN_WEIGHTS = _Weights(
-    "GFPGAN weights", "model", f"download GFPGANv1.4.pth from {GFPGAN_RELEASES}")
+    "GFPGAN weights", "model",
+    f"download GFPGANv1.4.pth from {GFPGAN_RELEASES} (v1.2 and v1.3 work too)")
 DETECTION_WEIGHTS = _Weights(
     "face detection weights", "detection",
     f"download detection_Resnet50_Final.pth from {FACEXLIB_RELEASES} "
@@ -167,11 +166,14 @@ def _load_into(net: torch.nn.Module, path: Path, weights: _Weights) -> None:
         ) from None
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str, config_file: Path | None = None) -> torch.device:
     """``auto`` -> CUDA, then Apple MPS, then CPU; anything else as torch spells it."""
     import torch
 
     if name != "auto":
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise GenimgError(f"device: {name}, but torch finds no CUDA GPU here "
+                              "(use 'device: auto' or 'cpu')", config_file)
         return torch.device(name)
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -204,15 +206,20 @@ class _Nets:
     helper: Any  # facexlib FaceRestoreHelper holding the detector and the parser
 
 
-def load_networks(ref: FaceRestorerRef, device: torch.device,
+def load_networks(ref: FaceRestorerRef, device: str | torch.device = "auto",
                   config_file: Path | None = None) -> _Nets:
-    """Build GFPGAN, RetinaFace and ParseNet from ``ref``'s local files; never download."""
+    """Build GFPGAN, RetinaFace and ParseNet from ``ref``'s local files; never download.
+
+    ``device`` is a torch device or a ``device:`` value of genimg.yaml.
+    """
     # Cheap checks first: a typo or a missing file fails before torch is imported.
     opts = face_options(ref.options, config_file)
     for path, weights in ((ref.model, GFPGAN_WEIGHTS), (ref.detection, DETECTION_WEIGHTS),
                           (ref.parsing, PARSING_WEIGHTS)):
         if not Path(path).is_file():
             raise weights.error(Path(path), "not found")
+    if isinstance(device, str):
+        device = pick_device(device, config_file)
 
     _import_gfpgan()
     from facexlib.detection.retinaface import RetinaFace
@@ -260,18 +267,14 @@ def _import_gfpgan() -> None:
 
 
 def _build_gfpgan(opts: Mapping[str, Any]) -> torch.nn.Module:
-    """The GFPGAN network ``GFPGANer`` would build for ``arch``, with random weights."""
+    """The network ``GFPGANer(arch="clean")`` builds, with random weights."""
     _import_gfpgan()
-    if opts["arch"] == "bilinear":
-        from gfpgan.archs.gfpgan_bilinear_arch import GFPGANBilinear as cls
-    elif opts["arch"] == "original":
-        from gfpgan.archs.gfpganv1_arch import GFPGANv1 as cls
-    else:
-        from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean as cls
-    return cls(
+    from gfpgan.archs.gfpganv1_clean_arch import GFPGANv1Clean
+
+    return GFPGANv1Clean(
         out_size=opts["out_size"], num_style_feat=opts["num_style_feat"],
         channel_multiplier=opts["channel_multiplier"], decoder_load_path=None,
-        fix_decoder=opts["arch"] == "original", num_mlp=opts["num_mlp"],
+        fix_decoder=False, num_mlp=opts["num_mlp"],
         input_is_latent=opts["input_is_latent"], different_w=opts["different_w"],
         narrow=opts["narrow"], sft_half=opts["sft_half"])
 
@@ -338,7 +341,7 @@ class FaceRestorer:
         """Load once, on the first task; again only if the weights changed meanwhile."""
         if self._nets is None or self._nets.fingerprint != ref.fingerprint:
             self.close()
-            self._nets = load_networks(ref, pick_device(self.config.device), self.config.file)
+            self._nets = load_networks(ref, self.config.device, self.config.file)
         return self._nets
 
     def render(
