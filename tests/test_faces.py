@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,14 +109,26 @@ def test_options_are_checked_before_loading() -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def single_thread() -> Iterator[None]:
+    """Tiny networks gain nothing from threads, and on a busy 2-core machine torch's
+    thread pool makes a 0.2 s restoration take seconds; restored after this module."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory, single_thread: None) -> dict[str, Any]:
     from tests.tinyfaces import make_face_restorer
 
     return make_face_restorer(tmp_path_factory.mktemp("faces"))
 
 
 @pytest.fixture(scope="module")
-def faceless(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def faceless(tmp_path_factory: pytest.TempPathFactory, single_thread: None) -> dict[str, Any]:
     from tests.tinyfaces import make_face_restorer
 
     return make_face_restorer(tmp_path_factory.mktemp("faceless"), find_face=False)
