@@ -248,7 +248,7 @@ class DevServer:
 
         options = {} if recursive else {"watch_filter": config_only}
         for changes in watchfiles.watch(*paths, stop_event=self._stop, recursive=recursive,
-                                        yield_on_timeout=True, rust_timeout=300, debounce=400,
+                                        yield_on_timeout=True, rust_timeout=100, debounce=400,
                                         raise_interrupt=False, **options):
             ready.set()  # the first (empty) yield: the watch is in place
             if changes:
@@ -260,13 +260,15 @@ class DevServer:
         """Build once, then serve and watch in background threads; returns the URL."""
         self.rebuild()
         self._serving = True
-        self._spawn(self.httpd.serve_forever)
+        self._spawn(self.httpd.serve_forever, 0.1)
         trees = [p for p in (self.config.posts_dir, self.config.theme_dir) if p.is_dir()]
+        readiness = []
         for paths, recursive in ((trees, True), ([self.config.root], False)):
             if paths:
-                ready = threading.Event()
-                self._spawn(self._watch, paths, recursive, ready)
-                ready.wait(10)
+                readiness.append(threading.Event())
+                self._spawn(self._watch, paths, recursive, readiness[-1])
+        for ready in readiness:
+            ready.wait(10)
         return self.url
 
     def _spawn(self, target: Callable[..., None], *args: object) -> None:
