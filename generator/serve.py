@@ -139,9 +139,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(301, b"", "text/plain", head, {"Location": str(found)})
             return
         if status != 200 or not isinstance(found, Path):
-            page = srv.site / "404.html"
+            page = resolve(srv.site, "/", "/404.html")[1]
             body, ctype = (b"403 forbidden\n", "text/plain") if status == 403 else (
-                (page.read_bytes(), _TYPES[".html"]) if page.is_file() else
+                (page.read_bytes(), _TYPES[".html"]) if isinstance(page, Path) else
                 (b"<!doctype html><title>404</title><body>not found</body>", _TYPES[".html"]))
             if ctype == _TYPES[".html"]:
                 body = inject(body, srv.state.generation, srv.state.error)
@@ -243,13 +243,17 @@ class DevServer:
     def _watch(self, paths: list[Path], recursive: bool, ready: threading.Event) -> None:
         import watchfiles
 
-        def config_only(change: object, path: str) -> bool:
-            return Path(path).name == CONFIG_NAME
+        default = watchfiles.DefaultFilter()
+        ours = (self.config.output_dir, self.config.cache_dir)  # the build's own writes
 
-        options = {} if recursive else {"watch_filter": config_only}
-        for changes in watchfiles.watch(*paths, stop_event=self._stop, recursive=recursive,
-                                        yield_on_timeout=True, rust_timeout=100, debounce=400,
-                                        raise_interrupt=False, **options):
+        def wanted(change: watchfiles.Change, path: str) -> bool:
+            if not recursive:
+                return Path(path).name == CONFIG_NAME
+            return default(change, path) and not any(Path(path).is_relative_to(d) for d in ours)
+
+        for changes in watchfiles.watch(*paths, watch_filter=wanted, stop_event=self._stop,
+                                        recursive=recursive, yield_on_timeout=True,
+                                        rust_timeout=100, debounce=400, raise_interrupt=False):
             ready.set()  # the first (empty) yield: the watch is in place
             if changes:
                 names = sorted({Path(p).name for _, p in changes})

@@ -94,6 +94,7 @@ class Events:
         host, port = server.httpd.server_address[:2]
         self.conn = http.client.HTTPConnection(host, port, timeout=20)
         self.conn.request("GET", f"{EVENTS_PATH}?since={server.state.generation}")
+        self.sock = self.conn.sock  # http.client lets go of it once the response is read
         self.resp = self.conn.getresponse()
         assert self.resp.status == 200
         assert self.resp.getheader("Content-Type") == "text/event-stream"
@@ -301,3 +302,44 @@ def test_serve_command_starts_and_stops_on_ctrl_c(blog: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_first_build_that_fails_still_serves_the_error(make_blog) -> None:
+    root = make_blog({"2024-01-01-bad.md": "---\ntitle: [unclosed\n---\n"}, name="bad")
+    logs: list[str] = []
+    dev = DevServer(root, BuildOptions(preview=True), port=0, log=logs.append,
+                    error_log=logs.append)
+    try:
+        dev.start()
+        assert any(line.startswith("error: posts/2024-01-01-bad.md") for line in logs), logs
+        status, _, body = get(dev, "/")
+        assert status == 404  # nothing built yet
+        assert b'id="genimg-error"' in body and b"2024-01-01-bad.md" in body
+        events = Events(dev)
+        try:
+            (root / "posts" / "2024-01-01-bad.md").write_text("---\ntitle: Good\n---\nok\n")
+            assert events.next()[0] == "build"
+        finally:
+            events.close()
+        status, _, body = get(dev, "/")
+        assert status == 200 and b"Good" in body and b'id="genimg-error"' not in body
+    finally:
+        dev.close()
+
+
+def test_the_builds_own_writes_do_not_trigger_rebuilds(make_blog) -> None:
+    """Posts at the blog root: site/ and .genimg/ sit inside the watched tree."""
+    root = make_blog({}, config="title: Flat\nbase_url: /\nposts_dir: .\n", name="flat")
+    (root / "2024-01-01-served.md").write_text(textwrap.dedent(POST).lstrip())
+    yield_ = _serve(root)
+    dev = next(yield_)
+    try:
+        events = Events(dev)
+        (root / "2024-01-01-served.md").write_text("---\ntitle: Again\n---\nnew text\n")
+        assert events.next()[0] == "build"
+        events.sock.settimeout(1.5)
+        with pytest.raises(TimeoutError):
+            events.next()  # no second build from the first one's output
+        events.close()
+    finally:
+        next(yield_, None)
