@@ -262,3 +262,28 @@ def test_preview_restore_of_a_user_photo_is_found_through_the_cache(make_blog) -
     (root / "site" / ".genimg-preview").unlink()
     problems = preview_problems(root / "site", root / ".genimg")
     assert len(problems) == 1 and "restored-me" in problems[0]
+
+
+def test_blog_in_a_subfolder_without_cname(tmp_path: Path, remote: Path) -> None:
+    repo = tmp_path / "repo"
+    blog = repo / "blog"
+    (blog / "posts").mkdir(parents=True)
+    (blog / "genimg.yaml").write_text("title: Sub\nbase_url: /\n")
+    (blog / "posts" / "2024-01-01-a.md").write_text("---\ntitle: A\n---\ntext\n")
+    in_git(repo, remote)
+    result = genimg("publish", "-C", blog)
+    assert result.exit_code == 0, result.output
+    names = git(remote, "ls-tree", "-r", "--name-only", "gh-pages").splitlines()
+    assert "index.html" in names and ".nojekyll" in names and "CNAME" not in names
+    assert not any(name.startswith("blog/") for name in names)
+
+
+def test_fresh_clone_builds_on_the_remote_branch(blog: Path, remote: Path) -> None:
+    """No local gh-pages, only origin/gh-pages (as after a clone): nothing to publish."""
+    assert genimg("publish", "-C", blog).exit_code == 0
+    tip = commits(remote)[0]
+    git(blog, "branch", "-D", "gh-pages")
+    result = genimg("publish", "-C", blog)
+    assert result.exit_code == 0, result.output
+    assert "nothing changed" in result.output
+    assert commits(remote)[0] == tip and git(blog, "rev-parse", "gh-pages") == tip
