@@ -254,10 +254,10 @@ def frozen_error(plan: Plan, misses: list[Node]) -> ErrorList:
     errors = []
     for node in misses:
         if node.key in shown:
-            shown = node.shown
-            what = (f"restore of {shown.source!r}" if shown.mode == "restore"
-                    else f"{shown.mode} {shown.prompt[:60]!r} (seed {shown.seed})")
-            errors.append(shown.location.error(f"not in the cache: {what}"))
+            spec = node.shown
+            what = (f"restore of {spec.source!r}" if spec.mode == "restore"
+                    else f"{spec.mode} {spec.prompt[:60]!r} (seed {spec.seed})")
+            errors.append(spec.location.error(f"not in the cache: {what}"))
     return ErrorList(errors or [GenimgError(f"{len(misses)} pictures are not in the cache")])
 
 
