@@ -179,7 +179,7 @@ def _verify_for_site(plan: Plan, cache: Cache, site: Path, report: BuildReport) 
         meta = cache.meta(key)
         if meta is None:
             continue
-        web = _web_image(plan.nodes[key], key, meta)
+        web = _web_image(plan, key, meta)
         if all((site / f).exists() for f in web.files()):
             continue
         try:
@@ -191,12 +191,16 @@ def _verify_for_site(plan: Plan, cache: Cache, site: Path, report: BuildReport) 
     return corrupt
 
 
-def _web_image(node: Node, key: str, meta: dict[str, Any]) -> WebImage:
-    shown = node.shown
-    if node.spec.mode == "restore" and not shown.prompt and node.file is not None:
-        stem = stem_for(key, None, "", fallback=f"restored-{node.file.stem}")
+def _web_image(plan: Plan, key: str, meta: dict[str, Any]) -> WebImage:
+    """Name a picture after the generation it comes from (restores have no prompt)."""
+    origin = plan.nodes[key]
+    while origin.spec.mode == "restore" and origin.parent:
+        origin = plan.nodes[origin.parent]
+    if origin.spec.mode == "restore":  # GFPGAN on a user file
+        name = origin.file.stem if origin.file else "image"
+        stem = stem_for(key, None, "", fallback=f"restored-{name}")
     else:
-        stem = stem_for(key, shown.seed if shown.prompt else None, shown.prompt)
+        stem = stem_for(key, origin.spec.seed, origin.spec.prompt)
     return WebImage(key, stem, int(meta["width"]), int(meta["height"]))
 
 
@@ -250,10 +254,10 @@ def frozen_error(plan: Plan, misses: list[Node]) -> ErrorList:
     errors = []
     for node in misses:
         if node.key in shown:
-            shown = node.shown
-            what = (f"restore of {shown.source!r}" if shown.mode == "restore"
-                    else f"{shown.mode} {shown.prompt[:60]!r} (seed {shown.seed})")
-            errors.append(shown.location.error(f"not in the cache: {what}"))
+            spec = node.shown
+            what = (f"restore of {spec.source!r}" if spec.mode == "restore"
+                    else f"{spec.mode} {spec.prompt[:60]!r} (seed {spec.seed})")
+            errors.append(spec.location.error(f"not in the cache: {what}"))
     return ErrorList(errors or [GenimgError(f"{len(misses)} pictures are not in the cache")])
 
 
@@ -350,7 +354,7 @@ def _figures(site: LoadedSite, cache: Cache, preview: bool
         key = plan.shown_key[image.location]
         node = plan.nodes[key]
         meta = cache.meta(key) or {}
-        web = webs.setdefault(key, _web_image(node, key, meta))
+        web = webs.setdefault(key, _web_image(plan, key, meta))
         source_url = source_label = None
         if image.source:
             if image.source in anchors:

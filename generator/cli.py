@@ -119,3 +119,154 @@ def info(files: tuple[Path, ...], raw: bool) -> None:
         else:
             spec = infotext_to_spec(text)
             click.echo(yaml.safe_dump([spec], allow_unicode=True, sort_keys=False).rstrip())
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the current folder when it is below it (shorter to read)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--title", default="My genimg blog", show_default=True, help="The blog's title.")
+@reports_errors
+def init(directory: Path, title: str) -> None:
+    """Scaffold a blog: genimg.yaml, a sample post, .gitignore, a GitHub Pages workflow."""
+    from .scaffold import init_blog
+
+    for path in init_blog(directory, title):
+        click.echo(f"created {_shown(path)}")
+    click.echo("next: `genimg serve --preview` to see it, `genimg new \"Title\"` to write")
+
+
+@main.command()
+@BLOG_OPTION
+@click.argument("title")
+@click.option("--date", "when", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="The post's date (default: today).")
+@click.option("--draft/--no-draft", default=True, show_default=True,
+              help="Mark it draft: true (left out of builds until you flip it).")
+@reports_errors
+def new(blog: Path, title: str, when: Any, draft: bool) -> None:
+    """Create posts/YYYY-MM-DD-<slug>.md with front matter and print its path."""
+    from .scaffold import new_post
+
+    click.echo(_shown(new_post(blog, title, when.date() if when else None, draft=draft)))
+
+
+@main.command()
+@BLOG_OPTION
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on; 0 picks a free one.")
+@click.option("--preview", is_flag=True, help="Placeholder pictures, no model.")
+@click.option("--drafts", is_flag=True, help="Include posts marked draft: true.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@reports_errors
+def serve(blog: Path, host: str, port: int, preview: bool, drafts: bool, quiet: bool) -> None:
+    """Build, serve site/ locally, rebuild on every change and reload the browser."""
+    from .build import BuildOptions
+    from .progress import RichProgress
+    from .serve import DevServer
+
+    server = DevServer(blog, BuildOptions(preview=preview, drafts=drafts, lock_wait=30),
+                       host=host, port=port, log=click.echo,
+                       error_log=lambda m: click.echo(m, err=True),
+                       progress=RichProgress(disable=quiet))
+    try:
+        click.echo(f"serving {server.start()} (Ctrl-C to stop)")
+        server.wait()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        server.close()
+
+
+@main.command()
+@BLOG_OPTION
+@click.option("--remote", default=None,
+              help="Git remote (name or URL) to push to [default: publish.remote, origin].")
+@click.option("--frozen", is_flag=True, help="Build from the cache alone, rendering nothing.")
+@click.option("--no-build", is_flag=True, help="Publish site/ as it is, without building.")
+@reports_errors
+def publish(blog: Path, remote: str | None, frozen: bool, no_build: bool) -> None:
+    """Build, commit site/ to the gh-pages branch and push it."""
+    from .publish import publish_site
+
+    result = publish_site(blog, remote=remote, frozen=frozen, build=not no_build,
+                          log=lambda m: click.echo(f"warning: {m}", err=True))
+    if result.build:
+        click.echo(f"built {result.build.posts} posts, {result.build.pictures} pictures")
+    where = f"{result.remote}/{result.branch}"
+    if result.changed:
+        click.echo(f"published {result.files} files to {where} ({result.commit[:10]})")
+    else:
+        click.echo(f"nothing changed: {where} already holds this site ({result.commit[:10]})")
+
+
+@main.group()
+def cache() -> None:
+    """Inspect and clean the picture cache (.genimg/)."""
+
+
+@cache.command("ls")
+@BLOG_OPTION
+@click.option("--unused", is_flag=True, help="Only entries no post uses.")
+@reports_errors
+def cache_ls(blog: Path, unused: bool) -> None:
+    """Every cached picture: key, size, mode, where it is used, prompt."""
+    from .maintenance import human_size, list_entries
+
+    entries = list_entries(blog)
+    for e in entries:
+        if unused and e.used:
+            continue
+        where = e.used_at[0] if e.used else f"UNUSED (was {e.rendered_at or '?'})"
+        if len(e.used_at) > 1:
+            where += f" +{len(e.used_at) - 1}"
+        mode = e.mode + (" preview" if e.preview else "")
+        prompt = e.prompt if len(e.prompt) <= 60 else e.prompt[:59] + "…"
+        click.echo(f"{e.key[:12]}  {human_size(e.size):>9}  {mode:<15}  {where}  {prompt!r}")
+    idle = [e for e in entries if not e.used]
+    total = human_size(sum(e.size for e in entries))
+    tail = f"; {len(idle)} unused (`genimg cache gc` removes them)" if idle else ""
+    click.echo(f"{len(entries)} entries, {total}{tail}")
+
+
+@cache.command("verify")
+@BLOG_OPTION
+@click.option("--discard", is_flag=True, help="Remove corrupt entries so a build renders them.")
+@reports_errors
+def cache_verify(blog: Path, discard: bool) -> None:
+    """Re-hash every entry; exit 1 if any is corrupt."""
+    from .maintenance import verify_cache
+
+    report = verify_cache(blog, discard=discard)
+    for key, why in report.corrupt:
+        click.echo(f"corrupt: {key[:12]}: {why}", err=True)
+    click.echo(f"checked {report.checked} entries: {len(report.corrupt)} corrupt"
+               + (f", {report.discarded} discarded" if report.discarded else ""))
+    if report.corrupt:
+        sys.exit(1)
+
+
+@cache.command("gc")
+@BLOG_OPTION
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@reports_errors
+def cache_gc(blog: Path, dry_run: bool) -> None:
+    """Remove entries no post uses, their thumbnails, and leftovers of killed builds."""
+    from .maintenance import collect_garbage, human_size
+
+    report = collect_garbage(blog, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for e in report.entries:
+        click.echo(f"{verb} {e.key[:12]}  {e.mode}  {e.prompt[:60]!r}")
+    if not report.files:
+        click.echo("nothing to remove: every entry is used")
+        return
+    click.echo(f"{verb} {len(report.entries)} entries, {len(report.files)} files "
+               f"({human_size(report.bytes)})")

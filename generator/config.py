@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from .errors import GenimgError
-from .specs import DEFAULTS, SPEC_KEYS, Location, did_you_mean, parse_image
+from .specs import SPEC_KEYS, Location, did_you_mean, parse_image
 from .yamlio import load_yaml
 
 CONFIG_NAME = "genimg.yaml"
@@ -184,6 +184,10 @@ def load_config(root: Path) -> SiteConfig:
         for key in ("model", "detection", "parsing"):
             if not isinstance(face.get(key), str):
                 raise at("face_restorer").error(f"face_restorer needs '{key}:' (a file path)")
+        # Checked now (the module imports no torch), so a typo fails before any render.
+        from .render.faces import face_options
+
+        face_options(face.get("options") or {}, path)
         values["face_restorer"] = FaceRestorerConfig(
             model=root / face["model"],
             detection=root / face["detection"],
@@ -193,10 +197,13 @@ def load_config(root: Path) -> SiteConfig:
 
     if "defaults" in data:
         defaults = data["defaults"]
+        allowed = [k for k in SPEC_KEYS if k not in ("id", "caption", "alt", "from")]
+        default_lines = getattr(defaults, "key_lines", {})
         for key in defaults:
-            if key not in SPEC_KEYS or key in ("id", "caption", "alt", "from"):
-                hint = did_you_mean(str(key), [k for k in DEFAULTS])
-                raise at("defaults").error(f"unknown image default {key!r}{hint}")
+            if key not in allowed:
+                where = Location(file, default_lines.get(key, lines.get("defaults", 1)))
+                raise where.error(
+                    f"unknown image default {key!r}{did_you_mean(str(key), allowed)}")
         # Validate the defaults the way an image would be, with a throwaway prompt.
         parse_image({"prompt": "x", **defaults} if "mode" not in defaults else dict(defaults),
                     at("defaults"), key_lines={})

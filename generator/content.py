@@ -7,6 +7,7 @@ must name the file *line*, and the gallery extension needs the body's first line
 from __future__ import annotations
 
 import datetime as dt
+import html as html_lib
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -209,7 +210,7 @@ def _as_date(value: Any, file: str, line: int, stem: str) -> dt.date:
 def _summary(html: str) -> str:
     """The first paragraph as plain text, for the index and the feed."""
     for para in re.findall(r"<p>(.*?)</p>", html, flags=re.S):
-        text = re.sub(r"<[^>]+>", "", para).strip()
+        text = html_lib.unescape(re.sub(r"<[^>]+>", "", para)).strip()
         if text and not text.startswith("<!--"):
             return text[:300] + ("…" if len(text) > 300 else "")
     return ""

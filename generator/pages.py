@@ -1,8 +1,10 @@
 """Every page of the site from Jinja2 templates: index, posts, tags, archive, feed, sitemap.
 
 Templates and static files come from the blog's own ``theme/`` first, then from the
-default theme shipped with genimg, so a user overrides any single file by name.
-All URLs go through ``url()``, so a site served under a sub-path keeps working.
+default theme shipped with genimg, so a user overrides any single file by name; a
+user template may still extend the original as ``default/<name>``.
+All URLs go through ``url()`` and are absolute paths (``/blog/static/style.css``), so a
+site under a sub-path works, and so does the 404 page that GitHub Pages serves at any depth.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import jinja2
 
@@ -20,6 +22,8 @@ import generator
 
 from .config import SiteConfig
 from .content import GALLERY_PLACEHOLDER, Post, slugify
+
+FEED_ENTRIES = 20
 
 
 def default_theme_dir() -> Path:
@@ -69,74 +73,106 @@ class PageRenderer:
         self.config = config
         self.figures = figures
         self.preview = preview
-        loader = jinja2.FileSystemLoader([str(d / "templates") for d in theme_dirs(config)])
+        # Absolute URL path of the site root, always with a leading and trailing slash.
+        sub_path = config.base_path.strip("/")
+        self.base_path = f"/{sub_path}/" if sub_path else "/"
+        split = urlsplit(config.base_url)
+        self.origin = f"{split.scheme}://{split.netloc}" if split.scheme and split.netloc else ""
+        loader = jinja2.ChoiceLoader([
+            jinja2.FileSystemLoader([str(d / "templates") for d in theme_dirs(config)]),
+            jinja2.PrefixLoader(
+                {"default": jinja2.FileSystemLoader(str(default_theme_dir() / "templates"))}),
+        ])
         self.env = jinja2.Environment(
             loader=loader,
             autoescape=jinja2.select_autoescape(["html", "xml"], default_for_string=True),
             trim_blocks=True,
             lstrip_blocks=True,
             undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
         )
         self.env.globals.update(
             url=self.url, abs_url=self.abs_url, site=config, preview=preview,
-            genimg_version=generator.__version__,
-            tag_url=lambda tag: f"tags/{slugify(str(tag))}/",
+            genimg_version=generator.__version__, tag_url=self.tag_url,
+            figures_of=self.figures_of, page_url=None,
         )
         self.env.filters["isodate"] = _isodate
 
     def url(self, path: str = "") -> str:
-        """Site-relative path -> URL path under ``base_url`` (percent-encoded)."""
-        return self.config.base_path + quote(path.lstrip("/"), safe="/#?=&")
+        """Site path -> absolute URL path under ``base_url``, percent-encoded."""
+        return self.base_path + quote(path.lstrip("/"), safe="/#?=&")
 
     def abs_url(self, path: str = "") -> str:
-        base = self.config.base_url if "://" in self.config.base_url else ""
-        return base.rstrip("/") + self.url(path) if base else self.url(path)
+        """Site path -> full URL for feeds, sitemaps and canonical links.
+
+        Without a host in ``base_url`` there is none to give, so it falls back to the path.
+        """
+        return self.origin + self.url(path)
+
+    @staticmethod
+    def tag_url(tag: str) -> str:
+        return f"tags/{slugify(str(tag))}/"
+
+    def figures_of(self, post: Post) -> list[list[Mapping[str, Any]]]:
+        """A post's pictures as template data, one list per gallery (for index covers)."""
+        return [[self.figures[image.location] for image in gallery.images]
+                for gallery in post.galleries]
 
     def _render(self, template: str, **context: Any) -> bytes:
         return self.env.get_template(template).render(**context).encode("utf-8")
 
-    def post_html(self, post: Post) -> str:
-        """The post body with each gallery placeholder replaced by its rendered row."""
+    def post_html(self, post: Post, absolute: bool = False) -> str:
+        """The post body with each gallery placeholder replaced by its rendered row.
+
+        ``absolute`` gives full URLs, for feed readers that show the content off-site.
+        """
         html = post.html
         template = self.env.get_template("gallery.html")
-        for index, gallery in enumerate(post.galleries):
-            figures = [self.figures[image.location] for image in gallery.images]
-            row = template.render(gallery=gallery, figures=figures, post=post)
+        link = self.abs_url if absolute else self.url
+        for index, figures in enumerate(self.figures_of(post)):
+            row = template.render(gallery=post.galleries[index], figures=figures, post=post,
+                                  url=link)
             html = html.replace(GALLERY_PLACEHOLDER.format(index), row)
         return html
 
     def tags(self, posts: list[Post]) -> list[Tag]:
+        """Tags by slug (two spellings of one slug are one tag), most used first."""
         by_slug: dict[str, list[Post]] = {}
         names: dict[str, str] = {}
         for post in posts:
             for tag in post.tags:
                 slug = slugify(tag)
                 names.setdefault(slug, tag)
-                by_slug.setdefault(slug, []).append(post)
+                if post not in by_slug.setdefault(slug, []):
+                    by_slug[slug].append(post)
         return sorted((Tag(names[s], s, tuple(p)) for s, p in by_slug.items()),
                       key=lambda t: (-len(t.posts), t.name))
 
-    def render_all(self, posts: list[Post]) -> dict[str, bytes]:
-        """Every page: site path -> bytes."""
-        pages: dict[str, bytes] = {}
-        tags = self.tags(posts)
+    def index_pages(self, posts: list[Post], tags: list[Tag]) -> dict[str, bytes]:
+        """``index.html``, ``page/2/index.html``, …: ``per_page`` summaries each."""
         per_page = self.config.per_page
         chunks = [posts[i:i + per_page] for i in range(0, len(posts), per_page)] or [[]]
+        pages: dict[str, bytes] = {}
         for number, chunk in enumerate(chunks, start=1):
-            path = "index.html" if number == 1 else f"page/{number}/index.html"
+            page_url = "" if number == 1 else f"page/{number}/"
             pager = {
                 "number": number, "total": len(chunks),
                 "prev": None if number == 1 else ("" if number == 2 else f"page/{number - 1}/"),
                 "next": f"page/{number + 1}/" if number < len(chunks) else None,
             }
-            pages[path] = self._render("index.html", posts=chunk, pager=pager, tags=tags,
-                                       page_url="" if number == 1 else f"page/{number}/")
+            pages[page_url + "index.html"] = self._render(
+                "index.html", posts=chunk, pager=pager, tags=tags, page_url=page_url)
+        return pages
+
+    def render_all(self, posts: list[Post]) -> dict[str, bytes]:
+        """Every page: site path -> bytes."""
+        tags = self.tags(posts)
+        pages = self.index_pages(posts, tags)
         for i, post in enumerate(posts):
-            newer = posts[i - 1] if i > 0 else None
-            older = posts[i + 1] if i + 1 < len(posts) else None
             pages[post.url + "index.html"] = self._render(
-                "post.html", post=post, content=self.post_html(post), newer=newer, older=older,
-                page_url=post.url,
+                "post.html", post=post, content=self.post_html(post), page_url=post.url,
+                newer=posts[i - 1] if i > 0 else None,
+                older=posts[i + 1] if i + 1 < len(posts) else None,
             )
         for tag in tags:
             pages[tag.url + "index.html"] = self._render("tag.html", tag=tag, page_url=tag.url)
@@ -148,15 +184,19 @@ class PageRenderer:
             "archive.html", years=sorted(years.items(), reverse=True), page_url="archive/")
         updated = max((p.date for p in posts), default=dt.date(2000, 1, 1))
         pages["feed.xml"] = self._render(
-            "feed.xml", posts=posts[:20], updated=updated, content=self.post_html)
-        urls = [""] + [p.url for p in posts] + [t.url for t in tags] + ["tags/", "archive/"]
-        pages["sitemap.xml"] = self._render("sitemap.xml", urls=urls, posts=posts)
+            "feed.xml", posts=posts[:FEED_ENTRIES], updated=updated,
+            content=lambda post: self.post_html(post, absolute=True))
+        listing = [p for p in pages if p.endswith("index.html") and not p.startswith("posts/")]
+        pages["sitemap.xml"] = self._render(
+            "sitemap.xml", posts=posts, updated=updated,
+            urls=[p.removesuffix("index.html") for p in listing])
         pages["robots.txt"] = self._render("robots.txt")
-        pages["404.html"] = self._render("404.html", page_url="404.html")
+        pages["404.html"] = self._render("404.html")
         return pages
 
 
 def _isodate(value: dt.date) -> str:
+    """RFC 3339 for Atom; a bare date is taken as midnight UTC."""
     if isinstance(value, dt.datetime):
         return value.isoformat()
     return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).isoformat()

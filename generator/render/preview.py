@@ -31,21 +31,29 @@ def preview_picture(task: RenderTask) -> Image.Image:
     image = Image.composite(Image.new("RGB", size, bottom), Image.new("RGB", size, top), gradient)
     if task.source is not None:
         faded = task.source.convert("RGB").resize(size)
-        image = Image.blend(image, faded, 0.55 if spec.mode == "img2img" else 0.85)
-    draw = ImageDraw.Draw(image)
+        image = Image.blend(image, faded, 0.45 if spec.mode == "img2img" else 1.0)
     font_size = max(10, size[0] // 24)
     font = ImageFont.load_default(size=font_size)
-    lines = ["PREVIEW", f"{spec.mode}  seed {spec.seed}"]
     if spec.mode == "restore":
-        lines.append(f"face restore, weight {spec.face_weight:g}")
+        lines = ["PREVIEW  face restore", f"GFPGAN weight {spec.face_weight:g}"]
     else:
+        lines = ["PREVIEW", f"{spec.mode}  seed {spec.seed}"]
         lines += textwrap.wrap(spec.prompt, width=max(12, size[0] // (font_size // 2 + 1)))[:8]
-    y = font_size
+    line_height = int(font_size * 1.3)
+    panel = (len(lines) * line_height) + font_size
+    # Text sits on a dark panel (at the bottom for restores, whose source text shows above),
+    # so chained placeholders stay legible.
+    top = size[1] - panel if spec.mode == "restore" else 0
+    overlay = Image.new("RGBA", size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    draw.rectangle([0, top, size[0], top + panel], fill=(0, 0, 0, 170))
+    y = top + font_size // 2
     for line in lines:
-        draw.text((font_size + 1, y + 1), line, fill=(0, 0, 0), font=font)
-        draw.text((font_size, y), line, fill=(255, 255, 255), font=font)
-        y += int(font_size * 1.3)
-    draw.rectangle([0, 0, size[0] - 1, size[1] - 1], outline=(255, 255, 255), width=3)
+        draw.text((font_size, y), line, fill=(255, 255, 255, 255), font=font)
+        y += line_height
+    image = Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
+    outline = (255, 215, 0) if spec.mode == "restore" else (255, 255, 255)
+    ImageDraw.Draw(image).rectangle([0, 0, size[0] - 1, size[1] - 1], outline=outline, width=3)
     return image
 
 

@@ -1,56 +1,103 @@
-// genimg lightbox: click a picture to view it large; arrows, Escape and swipes move.
+// genimg lightbox: click a picture to see the full PNG; arrow keys, buttons and swipes
+// move through the pictures of the page (one post), Escape or a click outside closes.
+// Without JavaScript each picture is a plain link to its PNG.
 (function () {
   "use strict";
-  var links = Array.prototype.slice.call(document.querySelectorAll(".picture-link"));
+  var links = Array.prototype.slice.call(document.querySelectorAll("a.picture-link"));
   if (!links.length) return;
+
   var box = document.createElement("div");
   box.className = "lightbox";
   box.hidden = true;
   box.setAttribute("role", "dialog");
   box.setAttribute("aria-modal", "true");
   box.setAttribute("aria-label", "Picture viewer");
-  box.innerHTML = '<img alt=""><p class="lb-caption"></p>' +
-    '<button class="lb-prev" aria-label="Previous picture">‹</button>' +
-    '<button class="lb-next" aria-label="Next picture">›</button>' +
-    '<button class="lb-close" aria-label="Close">×</button>';
+  box.innerHTML =
+    '<img alt="">' +
+    '<p class="lb-caption" aria-live="polite"></p>' +
+    '<span class="lb-count"></span>' +
+    '<button type="button" class="lb-prev" aria-label="Previous picture">\u2039</button>' +
+    '<button type="button" class="lb-next" aria-label="Next picture">\u203a</button>' +
+    '<button type="button" class="lb-close" aria-label="Close">\u00d7</button>';
   document.body.appendChild(box);
-  var img = box.querySelector("img"), caption = box.querySelector(".lb-caption");
+  var img = box.querySelector("img");
+  var caption = box.querySelector(".lb-caption");
+  var count = box.querySelector(".lb-count");
+  var buttons = Array.prototype.slice.call(box.querySelectorAll("button"));
   var current = -1, opener = null;
 
+  function wrap(i) { return (i + links.length) % links.length; }
+
   function show(i) {
-    current = (i + links.length) % links.length;
+    current = wrap(i);
     var link = links[current], thumb = link.querySelector("img");
-    img.src = link.getAttribute("data-full") || link.href;
+    img.src = link.href;
     img.alt = thumb ? thumb.alt : "";
-    caption.textContent = thumb ? thumb.alt : "";
+    var text = link.getAttribute("data-caption") || "";
+    var prompt = link.getAttribute("data-prompt") || "";
+    caption.textContent = text && prompt ? text + " \u2014 " + prompt : text || prompt;
+    count.textContent = (current + 1) + " / " + links.length;
     box.setAttribute("data-index", String(current));
+    if (links.length > 1) new Image().src = links[wrap(current + 1)].href;  // preload next
   }
-  function open(i) { opener = document.activeElement; box.hidden = false; show(i); box.querySelector(".lb-close").focus(); }
-  function close() { box.hidden = true; current = -1; if (opener) opener.focus(); }
+
+  function open(i) {
+    opener = document.activeElement;
+    box.hidden = false;
+    document.documentElement.classList.add("lightbox-open");
+    show(i);
+    box.querySelector(".lb-close").focus();
+  }
+
+  function close() {
+    box.hidden = true;
+    current = -1;
+    document.documentElement.classList.remove("lightbox-open");
+    if (opener && opener.focus) opener.focus();
+  }
 
   links.forEach(function (link, i) {
     link.addEventListener("click", function (e) {
-      if (e.ctrlKey || e.metaKey || e.shiftKey) return;
+      if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
       e.preventDefault();
       open(i);
     });
   });
+  if (links.length < 2) {
+    box.querySelector(".lb-prev").hidden = true;
+    box.querySelector(".lb-next").hidden = true;
+  }
   box.querySelector(".lb-prev").addEventListener("click", function () { show(current - 1); });
   box.querySelector(".lb-next").addEventListener("click", function () { show(current + 1); });
   box.querySelector(".lb-close").addEventListener("click", close);
   box.addEventListener("click", function (e) { if (e.target === box) close(); });
+
   document.addEventListener("keydown", function (e) {
     if (box.hidden) return;
-    if (e.key === "ArrowRight") show(current + 1);
-    else if (e.key === "ArrowLeft") show(current - 1);
-    else if (e.key === "Escape") close();
+    if (e.key === "ArrowRight") { e.preventDefault(); show(current + 1); }
+    else if (e.key === "ArrowLeft") { e.preventDefault(); show(current - 1); }
+    else if (e.key === "Escape") { e.preventDefault(); close(); }
+    else if (e.key === "Tab") {  // keep focus inside the dialog
+      var shown = buttons.filter(function (b) { return !b.hidden; });
+      var at = shown.indexOf(document.activeElement);
+      var next = at + (e.shiftKey ? -1 : 1);
+      e.preventDefault();
+      shown[(next + shown.length) % shown.length].focus();
+    }
   });
-  var startX = null;
-  box.addEventListener("touchstart", function (e) { startX = e.touches[0].clientX; }, { passive: true });
+
+  var startX = null, startY = null;
+  box.addEventListener("touchstart", function (e) {
+    if (e.touches.length !== 1) { startX = null; return; }
+    startX = e.touches[0].clientX;
+    startY = e.touches[0].clientY;
+  }, { passive: true });
   box.addEventListener("touchend", function (e) {
     if (startX === null) return;
     var dx = e.changedTouches[0].clientX - startX;
-    if (Math.abs(dx) > 40) show(current + (dx < 0 ? 1 : -1));
+    var dy = e.changedTouches[0].clientY - startY;
     startX = null;
+    if (Math.abs(dx) > 40 && Math.abs(dx) > Math.abs(dy)) show(current + (dx < 0 ? 1 : -1));
+    else if (dy > 80 && Math.abs(dy) > Math.abs(dx)) close();  // swipe down closes
   });
 })();

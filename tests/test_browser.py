@@ -1,0 +1,289 @@
+"""The example blog in headless Chromium, served under ``/blog/`` like a GitHub project site.
+
+Layout (pairs side by side on a desktop, stacked on a phone), every picture loading,
+the lightbox by keyboard, the 404 page at any depth, and no console errors or failed
+requests anywhere. Screenshots go to the test's ``tmp_path / "artifacts"``.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from generator.build import BuildOptions, build_site
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+REPO = Path(__file__).resolve().parent.parent
+BASE_URL = "https://user.github.io/blog/"
+PAIR_POST = "/blog/posts/ai-images/"
+
+if not CHROMIUM.exists():
+    pytest.skip(f"browser tests need Chromium at {CHROMIUM}", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="browser tests need the playwright Python package")
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Static files, with GitHub Pages' rule: a missing path gets ``/blog/404.html``."""
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None):
+        page = Path(self.directory) / "blog" / "404.html"
+        if code != 404 or not page.is_file():
+            return super().send_error(code, message, explain)
+        body = page.read_bytes()
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        return None
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Build the example blog into ``public/blog`` and serve ``public/``; yields the origin."""
+    root = tmp_path_factory.mktemp("browser") / "example"
+    root.mkdir()
+    shutil.copytree(REPO / "posts", root / "posts")
+    config = (REPO / "genimg.yaml").read_text(encoding="utf-8")
+    config = re.sub(r"^base_url:.*$", f"base_url: {BASE_URL}", config, flags=re.M)
+    (root / "genimg.yaml").write_text(config + "output_dir: public/blog\n", encoding="utf-8")
+    build_site(root, BuildOptions(preview=True))
+    handler = functools.partial(_Handler, directory=str(root / "public"))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Watch:
+    """A page that records console errors, uncaught exceptions and failed requests."""
+
+    def __init__(self, browser: Any, width: int, height: int, **options: Any):
+        self.context = browser.new_context(viewport={"width": width, "height": height}, **options)
+        self.page = self.context.new_page()
+        self.problems: list[str] = []
+        self.expected_404: set[str] = set()
+        self.in_flight: set[Any] = set()
+        self.page.on("request", lambda r: self.in_flight.add(r))
+        self.page.on("requestfinished", lambda r: self.in_flight.discard(r))
+        self.page.on("requestfailed", lambda r: self.in_flight.discard(r))
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda e: self.problems.append(f"exception: {e}"))
+        self.page.on("requestfailed", lambda r: self.problems.append(
+            f"failed: {r.url} {r.failure}"))
+        self.page.on("response", self._response)
+
+    def _console(self, message: Any) -> None:
+        where = message.location.get("url")
+        if message.type == "error" and where not in self.expected_404:
+            self.problems.append(f"console: {message.text} ({where})")
+
+    def _response(self, response: Any) -> None:
+        if response.status >= 400 and response.url not in self.expected_404:
+            self.problems.append(f"HTTP {response.status}: {response.url}")
+
+    def goto(self, url: str, status: int = 200) -> None:
+        if status == 404:
+            self.expected_404.add(url)
+        response = self.page.goto(url, wait_until="load")
+        assert response is not None and response.status == status, url
+
+    def load_all_images(self) -> int:
+        """Force lazy pictures to load, wait for all; returns how many there are."""
+        self.page.evaluate("""() => document.querySelectorAll('img[loading=lazy]')
+                              .forEach(img => { img.loading = 'eager'; })""")
+        pictures = "Array.from(document.images).filter(img => !img.closest('.lightbox'))"
+        self.page.wait_for_function(f"() => {pictures}.every(img => img.complete)",
+                                    timeout=10_000)
+        broken = self.page.evaluate(f"""() => {pictures}
+            .filter(img => !(img.naturalWidth > 0)).map(img => img.currentSrc || img.src)""")
+        assert broken == []
+        return self.page.evaluate(f"() => {pictures}.length")
+
+    def screenshot(self, tmp_path: Path, name: str, full_page: bool = False) -> Path:
+        path = tmp_path / "artifacts" / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(path), full_page=full_page)
+        print(f"screenshot: {path}")
+        return path
+
+    def close(self) -> None:
+        # Let requests in flight (a preloaded PNG) finish before judging.
+        for _ in range(100):
+            if not self.in_flight:
+                break
+            self.page.wait_for_timeout(50)
+        self.context.close()
+        assert self.problems == []
+
+
+def _boxes(page: Any, gallery: int) -> list[dict[str, float]]:
+    figures = page.locator(".content .gallery").nth(gallery).locator("figure.picture")
+    return [figures.nth(i).bounding_box() for i in range(figures.count())]
+
+
+def test_pairs_side_by_side_on_desktop(browser: Any, server: str, tmp_path: Path):
+    watch = Watch(browser, 1280, 900)
+    watch.goto(server + PAIR_POST)
+    gallery = watch.page.locator(".content .gallery").nth(1)
+    gallery.scroll_into_view_if_needed()
+    first, second = _boxes(watch.page, 1)
+    assert abs(first["y"] - second["y"]) < 1
+    assert second["x"] >= first["x"] + first["width"]
+    assert first["width"] > 400  # a real row, not thumbnails
+    assert all(abs(a["y"] - b["y"]) < 1 for a, b in (_boxes(watch.page, i) for i in range(9)))
+    watch.load_all_images()
+    gallery.scroll_into_view_if_needed()
+    watch.screenshot(tmp_path, "desktop-post")
+    watch.goto(server + "/blog/posts/samplers/")
+    row = _boxes(watch.page, 0)
+    assert len({round(b["y"]) for b in row}) == 1 and len({round(b["x"]) for b in row}) == 3
+    watch.close()
+
+
+def test_pairs_stacked_on_a_phone(browser: Any, server: str, tmp_path: Path):
+    watch = Watch(browser, 390, 844, device_scale_factor=2, is_mobile=True, has_touch=True)
+    watch.goto(server + PAIR_POST)
+    first, second = _boxes(watch.page, 1)
+    assert second["y"] >= first["y"] + first["height"] - 1
+    assert abs(first["x"] - second["x"]) < 1
+    assert first["width"] > 300  # full width of the phone, less the margins
+    width = watch.page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 390  # nothing sticks out sideways
+    watch.page.locator(".content .gallery").nth(1).scroll_into_view_if_needed()
+    watch.load_all_images()
+    watch.page.locator(".content .gallery").nth(1).scroll_into_view_if_needed()
+    watch.screenshot(tmp_path, "phone-post")
+    watch.goto(server + "/blog/")
+    watch.load_all_images()
+    watch.screenshot(tmp_path, "phone-index")
+    watch.close()
+
+
+def test_every_page_loads_every_picture(browser: Any, server: str, tmp_path: Path):
+    watch = Watch(browser, 1280, 900, color_scheme="dark")
+    pages = ["/blog/", "/blog/posts/ai-images/", "/blog/posts/samplers/",
+             "/blog/posts/face-restoration/", "/blog/tags/", "/blog/archive/",
+             "/blog/tags/%E7%BE%8E%E4%B8%BD%E5%9B%BE%E7%89%87/"]
+    pictures = 0
+    for url in pages:
+        watch.goto(server + url)
+        pictures += watch.load_all_images()
+        assert watch.page.locator("html").get_attribute("lang") == "zh-CN"
+        assert watch.page.locator(".preview-banner").is_visible()
+    assert pictures >= 30
+    background = watch.page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(19, 19, 21)"  # dark mode from prefers-color-scheme
+    watch.screenshot(tmp_path, "desktop-dark-tag")
+    watch.goto(server + "/blog/")
+    watch.screenshot(tmp_path, "desktop-dark-index")
+    watch.close()
+
+
+def test_404_page_works_at_any_depth(browser: Any, server: str, tmp_path: Path):
+    watch = Watch(browser, 1280, 900)
+    watch.goto(server + "/blog/no/such/page/", status=404)
+    assert watch.page.locator("h1").inner_text() == "Page not found"
+    color = watch.page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+    assert color == "rgb(251, 250, 247)"  # the stylesheet loaded from three levels down
+    watch.screenshot(tmp_path, "desktop-404")
+    watch.page.get_by_role("link", name="archive", exact=True).click()
+    watch.page.wait_for_url("**/blog/archive/")
+    assert watch.page.locator("h1").inner_text() == "Archive"
+    watch.close()
+
+
+def test_lightbox_keyboard_and_buttons(browser: Any, server: str, tmp_path: Path):
+    watch = Watch(browser, 1280, 900)
+    page = watch.page
+    watch.goto(server + PAIR_POST)
+    links = page.locator("a.picture-link")
+    count = links.count()
+    assert count == 18
+    hrefs = [links.nth(i).get_attribute("href") for i in range(count)]
+    box, img = page.locator(".lightbox"), page.locator(".lightbox img")
+
+    def shown() -> int:
+        page.wait_for_function("() => { const i = document.querySelector('.lightbox img');"
+                               " return i.complete && i.naturalWidth > 0; }")
+        index = int(box.get_attribute("data-index"))
+        assert img.get_attribute("src") == server + hrefs[index]
+        return index
+
+    links.nth(2).click()
+    assert box.is_visible() and shown() == 2
+    assert page.evaluate("() => document.activeElement.className") == "lb-close"
+    assert page.locator(".lb-count").inner_text() == f"3 / {count}"
+    watch.screenshot(tmp_path, "desktop-lightbox")
+    page.keyboard.press("ArrowRight")
+    assert shown() == 3
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    assert shown() == 1
+    page.locator(".lb-next").click()
+    assert shown() == 2
+    page.keyboard.press("Tab")  # focus stays inside the dialog
+    assert page.evaluate("() => !!document.activeElement.closest('.lightbox')")
+    page.keyboard.press("Escape")
+    assert box.is_hidden()
+    assert page.evaluate("() => document.activeElement.getAttribute('href')") == hrefs[2]
+    links.nth(0).click()
+    page.keyboard.press("ArrowLeft")  # wraps around to the last picture of the post
+    assert shown() == count - 1
+    page.mouse.click(5, 450)  # the dark backdrop closes it too
+    assert box.is_hidden()
+    watch.close()
+
+
+def test_lightbox_swipes_on_a_phone(browser: Any, server: str):
+    watch = Watch(browser, 390, 844, is_mobile=True, has_touch=True)
+    page = watch.page
+    watch.goto(server + "/blog/posts/samplers/")
+    page.locator("a.picture-link").first.tap()
+    box = page.locator(".lightbox")
+    assert box.is_visible() and box.get_attribute("data-index") == "0"
+
+    def swipe(dx: int, dy: int = 0) -> None:
+        page.evaluate("""([dx, dy]) => {
+            const box = document.querySelector('.lightbox');
+            const touch = (x, y) => new Touch({identifier: 1, target: box, clientX: x, clientY: y});
+            box.dispatchEvent(new TouchEvent('touchstart', {touches: [touch(200, 300)]}));
+            box.dispatchEvent(new TouchEvent('touchend',
+                {changedTouches: [touch(200 + dx, 300 + dy)]}));
+        }""", [dx, dy])
+
+    swipe(-120)
+    assert box.get_attribute("data-index") == "1"
+    swipe(120)
+    swipe(120)
+    assert box.get_attribute("data-index") == "2"
+    swipe(0, 200)
+    assert box.is_hidden()
+    watch.close()
