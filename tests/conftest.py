@@ -12,6 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The session fixture ``tiny_model`` (a random-weight SD pipeline built from configs).
+pytest_plugins = ["tests.tinymodels"]
+
 # Tests never reach a hub: everything is built locally from configs.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -20,7 +20,7 @@ from generator.models import ModelRef, ModelResolver
 from generator.render.base import RenderTask
 from generator.render.diffusion import DiffusionRenderer, batch_key, plan_batches
 from generator.specs import SAMPLERS, Location, parse_image
-from tests.tinymodels import TinyModel, tiny_model  # noqa: F401  (session fixture)
+from tests.tinymodels import TinyModel
 
 # diffusers' schedulers vs NumPy 2 (not ours): hundreds of identical warnings otherwise.
 pytestmark = pytest.mark.filterwarnings("ignore:__array:DeprecationWarning")
@@ -127,7 +127,7 @@ def test_missing_model_is_a_clear_error(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def refs(tiny_model, tmp_path_factory):  # noqa: F811
+def refs(tiny_model, tmp_path_factory):
     """The tiny model resolved through genimg.yaml-like config: a folder and a single file."""
     root = tmp_path_factory.mktemp("blog")
     resolver = ModelResolver(make_config(root, tiny_model))
@@ -135,14 +135,14 @@ def refs(tiny_model, tmp_path_factory):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def renderer(tiny_model, tmp_path_factory):  # noqa: F811
+def renderer(tiny_model, tmp_path_factory):
     r = DiffusionRenderer(make_config(tmp_path_factory.mktemp("r"), tiny_model, batch_size=4))
     yield r
     r.close()
 
 
 @pytest.mark.slow
-def test_same_spec_same_pixels_across_renderers(refs, renderer, tmp_path, tiny_model):  # noqa: F811
+def test_same_spec_same_pixels_across_renderers(refs, renderer, tmp_path, tiny_model):
     first = render_all(renderer, [task(refs["folder"], seed=7)])[0]
     again = render_all(renderer, [task(refs["folder"], seed=7)])[0]
     fresh = DiffusionRenderer(make_config(tmp_path, tiny_model))
@@ -170,7 +170,7 @@ def test_full_seed_range(refs, renderer):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["Euler a", "DPM++ 2M Karras", "DDIM"])
-def test_batched_equals_one_by_one(refs, tmp_path, tiny_model, sampler, monkeypatch):  # noqa: F811
+def test_batched_equals_one_by_one(refs, tmp_path, tiny_model, sampler, monkeypatch):
     tasks = [task(refs["folder"], str(i), seed=100 + i, sampler=sampler,
                   prompt=f"a photo of a girl, {i}", negative_prompt="blurry" * (i % 2))
              for i in range(3)]
@@ -227,7 +227,7 @@ def test_single_file_loads_like_the_folder(refs, renderer):
 
 
 @pytest.mark.slow
-def test_model_loaded_once_and_pipelines_share_modules(refs, tmp_path, tiny_model, monkeypatch):  # noqa: F811
+def test_model_loaded_once_and_pipelines_share_modules(refs, tmp_path, tiny_model, monkeypatch):
     renderer = DiffusionRenderer(make_config(tmp_path, tiny_model, batch_size=2))
     loads = []
     real_load = renderer._load
@@ -256,7 +256,7 @@ def test_every_sampler_runs_and_counts_steps(refs, renderer):
 
 
 @pytest.mark.slow
-def test_size_cfg_and_options(refs, tmp_path, tiny_model):  # noqa: F811
+def test_size_cfg_and_options(refs, tmp_path, tiny_model):
     renderer = DiffusionRenderer(make_config(tmp_path, tiny_model, vae_tiling=True,
                                              cpu_offload=True, device="cpu", dtype="float32"))
     wide, no_cfg = render_all(renderer, [task(refs["folder"], "w", width=96, height=64),
@@ -267,7 +267,7 @@ def test_size_cfg_and_options(refs, tmp_path, tiny_model):  # noqa: F811
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:The `local_dir_use_symlinks`:UserWarning")  # diffusers'
-def test_hub_model_from_the_local_cache_only(tiny_model, tmp_path, monkeypatch):  # noqa: F811
+def test_hub_model_from_the_local_cache_only(tiny_model, tmp_path, monkeypatch):
     commit = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "hub" / "models--genimg--tiny-sd"
     shutil.copytree(tiny_model.folder, repo / "snapshots" / commit)

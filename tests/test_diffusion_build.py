@@ -11,7 +11,7 @@ from PIL import Image
 from generator.build import BuildOptions, Progress, build_site
 from generator.metadata import parse_infotext
 from tests.conftest import MakeBlog
-from tests.tinymodels import TinyModel, tiny_model  # noqa: F401  (session fixture)
+from tests.tinymodels import TinyModel
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.filterwarnings("ignore:__array:DeprecationWarning")]
@@ -71,7 +71,7 @@ def digest(path: Path) -> str:
 
 
 def test_build_renders_caches_and_rerenders_only_descendants(
-    make_blog: MakeBlog, tiny_model: TinyModel  # noqa: F811
+    make_blog: MakeBlog, tiny_model: TinyModel
 ) -> None:
     config = (f"title: Tiny\nbase_url: /\nmodels:\n  default: {tiny_model.folder}\n"
               "defaults:\n  steps: 3\n  width: 64\n  height: 64\n")
