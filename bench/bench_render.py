@@ -79,7 +79,7 @@ def run_bare(args: argparse.Namespace) -> tuple[float, Render]:
     import torch
     from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionPipeline
 
-    from generator.render.diffusion import pick_device, pick_dtype
+    from generator.render.device import pick_device, pick_dtype
 
     device = pick_device(args.device)
     start = time.perf_counter()

@@ -25,9 +25,10 @@ def main() -> None:
     from tinyfaces import make_face_restorer
 
     from generator.models import FaceRestorerRef
-    from generator.render.faces import load_networks, pick_device, restore_faces
+    from generator.render.device import pick_device
+    from generator.render.faces import load_networks, restore_faces
 
-    device = pick_device(sys.argv[1] if len(sys.argv) > 1 else "auto")
+    device = torch.device(pick_device(sys.argv[1] if len(sys.argv) > 1 else "auto"))
     size = 160  # the crafted detector finds one face at the centre of this size
     with tempfile.TemporaryDirectory() as tmp:
         cfg = make_face_restorer(Path(tmp), size=size, options={})

@@ -100,7 +100,7 @@ def test_batch_key_ignores_what_may_differ_within_a_batch():
 def test_device_and_dtype_choice():
     import torch
 
-    from generator.render.diffusion import pick_device, pick_dtype
+    from generator.render.device import pick_device, pick_dtype
 
     assert pick_dtype("auto", "cuda") is torch.float16
     assert pick_dtype("auto", "cpu") is torch.float32

@@ -22,6 +22,7 @@ from ..errors import GenimgError
 from ..models import hf_hub_cache, model_missing_error
 from ..specs import SAMPLERS
 from .base import RenderTask, StepCallback
+from .device import pick_device, pick_dtype
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -53,34 +54,6 @@ def plan_batches(tasks: Sequence[RenderTask], batch_size: int) -> list[list[Rend
     ordered = sorted(groups.items(), key=lambda item: first_use[item[0][0]])  # stable
     return [group[i:i + batch_size] for _, group in ordered
             for i in range(0, len(group), batch_size)]
-
-
-def pick_device(requested: str) -> str:
-    """``auto``: CUDA, else Apple MPS, else CPU. An explicit device must exist."""
-    import torch
-
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = mps is not None and mps.is_available()
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise GenimgError(f"genimg.yaml asks for device {requested!r}, but torch sees no CUDA GPU")
-    if requested == "mps" and not has_mps:
-        raise GenimgError("genimg.yaml asks for device 'mps', but torch has no MPS support here")
-    return requested
-
-
-def pick_dtype(requested: str, device: str) -> Any:
-    """``auto``: float16 on CUDA (half the memory, same pictures to the eye), else float32.
-
-    MPS stays float32: half precision there has given black or NaN pictures on some
-    torch versions; ``dtype: float16`` in genimg.yaml overrides.
-    """
-    import torch
-
-    if requested != "auto":
-        return getattr(torch, requested)
-    return torch.float16 if device.startswith("cuda") else torch.float32
 
 
 def _fit(source: Image.Image | None, width: int, height: int) -> Image.Image:

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
     from ..config import SiteConfig
     from ..models import FaceRestorerRef
-    from .base import RenderTask, StepCallback
+from .base import RenderTask, StepCallback
+from .device import pick_device
 
 GFPGAN_RELEASES = "https://github.com/TencentARC/GFPGAN/releases"
 FACEXLIB_RELEASES = "https://github.com/xinntao/facexlib/releases"
@@ -166,23 +167,6 @@ def _load_into(net: torch.nn.Module, path: Path, weights: _Weights) -> None:
         ) from None
 
 
-def pick_device(name: str, config_file: Path | None = None) -> torch.device:
-    """``auto`` -> CUDA, then Apple MPS, then CPU; anything else as torch spells it."""
-    import torch
-
-    if name != "auto":
-        if name.startswith("cuda") and not torch.cuda.is_available():
-            raise GenimgError(f"device: {name}, but torch finds no CUDA GPU here "
-                              "(use 'device: auto' or 'cpu')", config_file)
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 @contextlib.contextmanager
 def _replaced(module: Any, **names: Any) -> Iterator[None]:
     """Rebind module globals for a moment, then put the originals back."""
@@ -219,7 +203,9 @@ def load_networks(ref: FaceRestorerRef, device: str | torch.device = "auto",
         if not Path(path).is_file():
             raise weights.error(Path(path), "not found")
     if isinstance(device, str):
-        device = pick_device(device, config_file)
+        import torch
+
+        device = torch.device(pick_device(device, config_file))
 
     _import_gfpgan()
     from facexlib.detection.retinaface import RetinaFace
