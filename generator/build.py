@@ -148,47 +148,38 @@ def _diffusion_params(spec: ImageSpec, model: str, model_hash: str | None) -> di
 def _needed(plan: Plan, cache: Cache, report: BuildReport) -> list[Node]:
     """Nodes to render: shown pictures not cached, plus uncached ancestors of those."""
     missing: set[str] = set()
-    stack = list(dict.fromkeys(plan.shown_key.values()))
+    # (key, will its bytes be read?) Entries read as a source are verified first.
+    stack = [(key, False) for key in dict.fromkeys(plan.shown_key.values())]
     while stack:
-        key = stack.pop()
-        if key in missing:
-            continue
-        if cache.has(key):
+        key, read = stack.pop()
+        if key in missing or (cache.has(key) and (not read or _sound(cache, key, report))):
             continue
         missing.add(key)
         parent = plan.nodes[key].parent
         if parent:
-            stack.append(parent)
-    # Parents that are cached get read as sources: verify them now, repair if corrupt.
-    for key in list(missing):
-        parent = plan.nodes[key].parent
-        if parent and parent not in missing:
-            try:
-                cache.get(parent)
-            except CorruptEntry:
-                cache.discard(parent)
-                report.repaired.append(parent)
-                missing.add(parent)
+            stack.append((parent, True))
     return [node for key, node in plan.nodes.items() if key in missing]
 
 
-def _verify_for_site(plan: Plan, cache: Cache, site: Path, report: BuildReport) -> set[str]:
-    """Shown entries whose site files must be (re)written are verified; corrupt -> discard."""
-    corrupt: set[str] = set()
+def _sound(cache: Cache, key: str, report: BuildReport) -> bool:
+    """Verify an entry whose bytes will be read; a corrupt one is discarded and reported."""
+    try:
+        cache.get(key)
+    except CorruptEntry:
+        cache.discard(key)
+        report.repaired.append(key)
+        return False
+    return True
+
+
+def _verify_for_site(plan: Plan, cache: Cache, site: Path, report: BuildReport) -> None:
+    """Shown entries whose site files must be (re)written are verified before the copy."""
     for key in dict.fromkeys(plan.shown_key.values()):
         meta = cache.meta(key)
-        if meta is None:
-            continue
-        web = _web_image(plan, key, meta)
-        if all((site / f).exists() for f in web.files()):
-            continue
-        try:
-            cache.get(key)
-        except CorruptEntry:
-            cache.discard(key)
-            report.repaired.append(key)
-            corrupt.add(key)
-    return corrupt
+        if meta is not None:
+            web = _web_image(plan, key, meta)
+            if not all((site / f).exists() for f in web.files()):
+                _sound(cache, key, report)
 
 
 def _web_image(plan: Plan, key: str, meta: dict[str, Any]) -> WebImage:
