@@ -140,27 +140,26 @@ def _diffusion_params(spec: ImageSpec, model: str, model_hash: str | None) -> di
 def _needed(plan: Plan, cache: Cache, report: BuildReport) -> list[Node]:
     """Nodes to render: shown pictures not cached, plus uncached ancestors of those."""
     missing: set[str] = set()
-    stack = list(dict.fromkeys(plan.shown_key.values()))
+    verified: set[str] = set()
+    stack = [key for key in dict.fromkeys(plan.shown_key.values()) if not cache.has(key)]
     while stack:
         key = stack.pop()
         if key in missing:
             continue
-        if cache.has(key):
-            continue
         missing.add(key)
         parent = plan.nodes[key].parent
-        if parent:
-            stack.append(parent)
-    # Parents that are cached get read as sources: verify them now, repair if corrupt.
-    for key in list(missing):
-        parent = plan.nodes[key].parent
-        if parent and parent not in missing:
+        if not parent or parent in missing or parent in verified:
+            continue
+        # A parent is read as a source: render it if absent, verify it (repair) if cached.
+        if cache.has(parent):
             try:
                 cache.get(parent)
+                verified.add(parent)
+                continue
             except CorruptEntry:
                 cache.discard(parent)
                 report.repaired.append(parent)
-                missing.add(parent)
+        stack.append(parent)
     return [node for key, node in plan.nodes.items() if key in missing]
 
 
@@ -238,10 +237,10 @@ def _waves(nodes: list[Node]) -> Iterator[list[Node]]:
 
 def frozen_error(plan: Plan, misses: list[Node]) -> ErrorList:
     """``--frozen`` found pictures missing from the cache: name each (post, line, prompt)."""
-    shown = set(plan.shown_key.values())
+    shown_keys = set(plan.shown_key.values())
     errors = []
     for node in misses:
-        if node.key in shown:
+        if node.key in shown_keys:
             shown = node.shown
             what = (f"restore of {shown.source!r}" if shown.mode == "restore"
                     else f"{shown.mode} {shown.prompt[:60]!r} (seed {shown.seed})")
