@@ -130,7 +130,7 @@ def _check_keys(data: Mapping[str, Any], allowed: Any, what: str, lines: Mapping
                 f"unknown {what} key {short_repr(key)}{did_you_mean(str(key), list(allowed))}")
 
 
-def _check_folders(root: Path, values: dict[str, Any], at: Any) -> None:
+def _check_folders(root: Path, values: dict[str, Any], at: Any, written: Any) -> None:
     """``output_dir`` is emptied of files genimg did not write: it must hold nothing else."""
     for key in ("posts_dir", "output_dir", "cache_dir", "theme_dir"):
         if "\0" in str(values[key]):
@@ -143,7 +143,7 @@ def _check_folders(root: Path, values: dict[str, Any], at: Any) -> None:
     for key in ("posts_dir", "cache_dir", "theme_dir"):
         other = values[key].resolve()
         if other == out or other.is_relative_to(out):
-            raise at("output_dir").error(
+            raise at("output_dir" if "output_dir" in written else key).error(
                 f"output_dir ({out}) must not hold {key} ({other}): the build deletes every "
                 "file there that it did not write")
 
@@ -179,7 +179,7 @@ def load_config(root: Path) -> SiteConfig:
     values["output_dir"] = root / data.get("output_dir", "site")
     values["cache_dir"] = root / data.get("cache_dir", ".genimg")
     values["theme_dir"] = root / data.get("theme_dir", "theme")
-    _check_folders(root, values, at)
+    _check_folders(root, values, at, data)
     if values.get("per_page", 10) < 1:
         raise at("per_page").error("per_page must be at least 1")
     if values.get("batch_size", 4) < 1:

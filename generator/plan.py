@@ -96,7 +96,9 @@ class Planner:
 
     def plan(self, images: list[ImageSpec]) -> Plan:
         errors: list[GenimgError] = []
-        for spec in images:
+        # In reading order (posts are named by date), so the later of two equal ids is
+        # the one reported, pointing back at the first.
+        for spec in sorted(images, key=lambda s: (s.location.file, s.location.line)):
             if spec.id is None:
                 continue
             if spec.id in self.by_id:
@@ -213,7 +215,7 @@ class Planner:
                 hint = did_you_mean(ref, list(self.by_id)) or " (no image has that id)"
             raise where.error(
                 f"{label} is neither an image id nor a file next to the post{hint}")
-        _check_image(path, where)
+        _check_image(path, where, label)
         try:
             digest = self.hasher.hash(path)
         except OSError as exc:
@@ -227,14 +229,14 @@ class _CycleError(GenimgError):
         self.members = members
 
 
-def _check_image(path: Path, where: Location) -> None:
+def _check_image(path: Path, where: Location, label: str) -> None:
     from PIL import Image
 
     try:
         with Image.open(path) as image:
             image.verify()
     except Exception:  # PIL raises many types for "not an image"
-        raise where.error(f"'from: {path.name}' is not a readable image") from None
+        raise where.error(f"{label} is not a readable image") from None
 
 
 def _unique(errors: list[GenimgError]) -> list[GenimgError]:

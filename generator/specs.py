@@ -170,7 +170,18 @@ def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-_REPR = reprlib.Repr()
+class _ShortRepr(reprlib.Repr):
+    """``reprlib`` that also cuts short subclasses (``LineDict``, ``LineList``): plain
+    ``reprlib`` falls back to the full ``repr`` for them."""
+
+    def repr1(self, x: Any, level: int) -> str:
+        for base in (dict, list, tuple, set, frozenset, str):
+            if isinstance(x, base) and type(x) is not base:
+                return getattr(self, f"repr_{base.__name__}")(x, level)
+        return super().repr1(x, level)
+
+
+_REPR = _ShortRepr()
 _REPR.maxstring = _REPR.maxother = 60
 _REPR.maxlist = _REPR.maxdict = _REPR.maxset = _REPR.maxtuple = 4
 _REPR.maxlevel = 2

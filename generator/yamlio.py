@@ -79,6 +79,24 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _describe(exc: yaml.MarkedYAMLError, first_line: int) -> tuple[str, int]:
+    """One-line message and file line of a YAML error; where the problem was only noticed
+    later (an unclosed quote or bracket), the line where it began is named too."""
+    problem, context = exc.problem, exc.context
+    mark = exc.problem_mark or exc.context_mark
+    line = first_line + (mark.line if mark else 0)
+    message = _one_line(problem or context or "invalid YAML")
+    if problem and context and exc.context_mark is not None:
+        began = first_line + exc.context_mark.line
+        if began != line:
+            message += f" ({_one_line(context)} that begins on line {began})"
+            unclosed = ("end of stream" in problem or "<stream end>" in problem
+                        or "flow" in context or "quoted" in context)
+            if unclosed:  # a bracket or quote left open: where it began is the line to fix
+                line = began
+    return f"invalid YAML: {message}", line
+
+
 def load_yaml(text: str, file: str, first_line: int) -> tuple[Any, dict[Any, int]]:
     """Parse ``text`` (which starts at ``first_line`` of ``file``) safely.
 
@@ -89,10 +107,8 @@ def load_yaml(text: str, file: str, first_line: int) -> tuple[Any, dict[Any, int
     try:
         data = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass: safe
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = first_line + (mark.line if mark else 0)
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise GenimgError(f"invalid YAML: {_one_line(problem)}", file, line) from None
+        message, line = _describe(exc, first_line)
+        raise GenimgError(message, file, line) from None
     except yaml.reader.ReaderError as exc:
         line = first_line + text.count("\n", 0, max(0, exc.position))
         raise GenimgError(
