@@ -153,7 +153,7 @@ class Cache:
                         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
                         raise GenimgError(
                             f"another genimg build is running on this blog (pid {holder}); "
-                            "wait for it to finish or stop it",
+                            "wait for it to finish or stop it, or build with --wait SECONDS",
                             path,
                         ) from None
                     time.sleep(0.2)

@@ -132,16 +132,21 @@ def _check_keys(data: Mapping[str, Any], allowed: Any, what: str, lines: Mapping
 
 def _check_folders(root: Path, values: dict[str, Any], at: Any, written: Any) -> None:
     """``output_dir`` is emptied of files genimg did not write: it must hold nothing else."""
+    resolved: dict[str, Path] = {}
     for key in ("posts_dir", "output_dir", "cache_dir", "theme_dir"):
-        if "\0" in str(values[key]):
-            raise at(key).error(f"{key} must be a folder path, got {short_repr(str(values[key]))}")
-    out = values["output_dir"].resolve()
+        try:
+            resolved[key] = values[key].resolve()
+        except (OSError, ValueError, RuntimeError):  # NUL bytes, long names, symlink loops
+            raise at(key).error(
+                f"{key} must be a usable folder path, got {short_repr(str(values[key]))}"
+            ) from None
+    out = resolved["output_dir"]
     if root == out or root.is_relative_to(out):
         raise at("output_dir").error(
             f"output_dir must not be the blog folder or above it ({out}): the build deletes "
             "every file there that it did not write")
     for key in ("posts_dir", "cache_dir", "theme_dir"):
-        other = values[key].resolve()
+        other = resolved[key]
         if other == out or other.is_relative_to(out):
             raise at("output_dir" if "output_dir" in written else key).error(
                 f"output_dir ({out}) must not hold {key} ({other}): the build deletes every "
@@ -196,24 +201,25 @@ def load_config(root: Path) -> SiteConfig:
     model_lines = _lines_of(model_data)
     for name, spec in model_data.items():
         where = Location(file, model_lines.get(name, lines.get("models", 1)))
+        shown = short_repr(str(name))
         if isinstance(spec, str):
             models[str(name)] = ModelConfig(str(name), spec)
         elif isinstance(spec, Mapping):
             spec_lines = _lines_of(spec)
-            _check_keys(spec, MODEL_KEYS, f"model {str(name)!r}", spec_lines, file, where.line)
+            _check_keys(spec, MODEL_KEYS, f"model {shown}", spec_lines, file, where.line)
             if not isinstance(spec.get("source"), str):
                 raise where.error(
-                    f"model {str(name)!r} needs 'source:' (hub id, folder or file)")
+                    f"model {shown} needs 'source:' (hub id, folder or file)")
             for key in ("config", "revision"):
                 if spec.get(key) is not None and not isinstance(spec[key], str):
                     raise Location(file, spec_lines.get(key, where.line)).error(
-                        f"model {str(name)!r}: {key!r} must be a string, "
+                        f"model {shown}: {key!r} must be a string, "
                         f"got {short_repr(spec[key])}")
             models[str(name)] = ModelConfig(
                 str(name), spec["source"], spec.get("config"), spec.get("revision")
             )
         else:
-            raise where.error(f"model {str(name)!r} must be a hub id, a path, or a mapping")
+            raise where.error(f"model {shown} must be a hub id, a path, or a mapping")
     values["models"] = MappingProxyType(models)
 
     if "face_restorer" in data:

@@ -244,7 +244,7 @@ def _as_date(value: Any, file: str, line: int, stem: str) -> dt.date:
             return dt.date.fromisoformat(value.strip()[:10])
         except ValueError:
             pass
-        raise GenimgError(f"date must look like 2022-10-30, got {value!r}", file, line)
+        raise GenimgError(f"date must look like 2022-10-30, got {short_repr(value)}", file, line)
     if value is None:
         match = _DATE_PREFIX.match(stem)
         if match:
@@ -256,7 +256,7 @@ def _as_date(value: Any, file: str, line: int, stem: str) -> dt.date:
                     "which is not a date", file, 1) from None
         raise GenimgError("post has no 'date:' and its file name has no YYYY-MM-DD- prefix",
                           file, 1)
-    raise GenimgError(f"date must look like 2022-10-30, got {value!r}", file, line)
+    raise GenimgError(f"date must look like 2022-10-30, got {short_repr(value)}", file, line)
 
 
 def _summary(html: str) -> str:
@@ -278,7 +278,8 @@ def load_post(path: Path, defaults: Mapping[str, Any], display_path: str | None 
     for key in meta:
         if key not in FRONT_MATTER_KEYS:
             raise GenimgError(
-                f"unknown front matter key {key!r}{did_you_mean(str(key), FRONT_MATTER_KEYS)}",
+                f"unknown front matter key {short_repr(key)}"
+                f"{did_you_mean(str(key), FRONT_MATTER_KEYS)}",
                 file, key_lines.get(key, 1),
             )
 
@@ -300,7 +301,7 @@ def load_post(path: Path, defaults: Mapping[str, Any], display_path: str | None 
         raise GenimgError("draft must be true or false", file, line_of("draft"))
     slug = meta.get("slug")
     if slug is not None and (not isinstance(slug, str) or slugify(slug) != slug):
-        raise GenimgError(f"slug must be lowercase words joined by '-', got {slug!r}",
+        raise GenimgError(f"slug must be lowercase words joined by '-', got {short_repr(slug)}",
                           file, line_of("slug"))
     summary = meta.get("summary")
     if summary is not None and not isinstance(summary, str):
@@ -364,7 +365,8 @@ def load_posts(posts_dir: Path, root: Path, defaults: Mapping[str, Any],
     for post in posts:
         if post.slug in slugs:
             errors.append(GenimgError(
-                f"two posts share the slug {post.slug!r} (also {shown[slugs[post.slug].source]})",
+                f"two posts share the slug {short_repr(post.slug)} "
+                f"(also {shown[slugs[post.slug].source]})",
                 shown[post.source], 1))
         slugs[post.slug] = post
     if errors:

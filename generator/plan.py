@@ -104,7 +104,8 @@ class Planner:
             if spec.id in self.by_id:
                 first = self.by_id[spec.id].at("id")
                 errors.append(spec.at("id").error(
-                    f"duplicate image id {spec.id!r} (first used at {first.file}:{first.line})"))
+                    f"duplicate image id {short_repr(spec.id)} "
+                    f"(first used at {first.file}:{first.line})"))
             else:
                 self.by_id[spec.id] = spec
         if errors:
@@ -129,7 +130,7 @@ class Planner:
         if spec.id is not None:
             if spec.id in self._visiting:
                 members = self._visiting[self._visiting.index(spec.id):]
-                cycle = " -> ".join([*members, spec.id])
+                cycle = " -> ".join(short_repr(m)[1:-1] for m in [*members, spec.id])
                 where = spec.at("from")
                 raise _CycleError(f"'from:' references form a cycle: {cycle}", where.file,
                                   where.line, frozenset(members))
@@ -178,7 +179,7 @@ class Planner:
             looks_like_ref = "/" in name or name.endswith(CHECKPOINT_SUFFIXES)
             if known and name not in known and not looks_like_ref:
                 raise where.error(
-                    f"unknown model {name!r}{did_you_mean(name, known)}; models in "
+                    f"unknown model {short_repr(name)}{did_you_mean(name, known)}; models in "
                     f"genimg.yaml: {', '.join(known)}")
         try:
             return self.resolver.model(spec.model)
@@ -205,7 +206,7 @@ class Planner:
             path = (post_dir / ref).resolve()
             inside = path.is_relative_to(self.root)
             is_file = inside and path.is_file()
-        except (OSError, ValueError):  # NUL bytes, names too long, symlink loops
+        except (OSError, ValueError, RuntimeError):  # NUL bytes, long names, symlink loops
             raise where.error(f"{label} is not a usable file name") from None
         if not inside:
             raise where.error(f"{label} points outside the blog folder")

@@ -189,7 +189,8 @@ _REPR.maxlevel = 2
 
 def short_repr(value: Any) -> str:
     """``repr`` cut short: a YAML alias bomb or a huge value never floods a message."""
-    return _REPR.repr(value)
+    text = _REPR.repr(value)
+    return text if len(text) <= 100 else text[:97] + "..."
 
 
 def _type_name(types: tuple[type, ...]) -> str:
@@ -263,6 +264,19 @@ def parse_defaults(
     return dict(raw)
 
 
+#: What a derived seed depends on: what shapes the diffusion. Not ``from:`` (an id: renaming
+#: it must not change pixels), the model's name (its fingerprint is in the key), nor
+#: ``restore_faces``/``face_weight`` (toggling face restoration must not re-run diffusion).
+SEED_BASIS = ("mode", "prompt", "negative_prompt", "sampler", "steps", "cfg", "width", "height")
+
+
+def seed_basis(fields: Mapping[str, Any]) -> dict[str, Any]:
+    basis = {key: fields[key] for key in SEED_BASIS}
+    if fields["mode"] == "img2img":
+        basis["strength"] = fields["strength"]
+    return basis
+
+
 def derive_seed(fields: Mapping[str, Any]) -> int:
     """A stable seed for a spec that gives none, so builds stay reproducible."""
     blob = json.dumps(dict(fields), sort_keys=True, ensure_ascii=False, default=str)
@@ -321,8 +335,7 @@ def parse_image(
     )
     seed = merged.get("seed")
     if seed is None:
-        # Not from ``from:``: it names an id, and renaming an id must not change pixels.
-        seed = derive_seed({k: v for k, v in fields.items() if k != "source"})
+        seed = derive_seed(seed_basis(fields))
     return ImageSpec(
         **fields,
         seed=seed,
