@@ -462,3 +462,19 @@ def test_real_process_exit_1_no_traceback(blog: Path):
         assert len(lines) == len(expected)
         assert all(line.startswith("error: ") for line in lines), result.stderr
         assert snapshot(root) == before
+
+
+def test_frozen_build_names_every_missing_picture(blog: Path):
+    """``--frozen`` with several pictures missing: one line each (it used to crash on the
+    second with a TypeError)."""
+    (blog / BAD).write_text(gallery(IMG + "- prompt: another\n"), encoding="utf-8")
+    before = snapshot(blog)
+    result = CliRunner().invoke(main, ["build", "-C", str(blog), "--frozen", "-q"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3, result.stderr
+    assert {line.split(": ")[1] for line in lines} == {
+        "posts/2022-10-30-good.md:7", f"{BAD}:{L(1)}", f"{BAD}:{L(2)}"}
+    assert all("not in the cache: txt2img '" in line for line in lines)
+    assert any("txt2img 'another'" in line for line in lines)
+    assert snapshot(blog) == before
