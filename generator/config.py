@@ -145,6 +145,11 @@ def _check_folders(root: Path, values: dict[str, Any], at: Any, written: Any) ->
         raise at("output_dir").error(
             f"output_dir must not be the blog folder or above it ({out}): the build deletes "
             "every file there that it did not write")
+    cache = resolved["cache_dir"]
+    if root.is_relative_to(cache) or resolved["posts_dir"].is_relative_to(cache):
+        raise at("cache_dir").error(
+            f"cache_dir ({cache}) must be a folder of its own, not the blog folder or one "
+            "that holds the posts")
     for key in ("posts_dir", "cache_dir", "theme_dir"):
         other = resolved[key]
         if other == out or other.is_relative_to(out):

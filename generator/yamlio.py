@@ -35,11 +35,15 @@ class _LineLoader(yaml.SafeLoader):
         except (yaml.YAMLError, RecursionError):
             raise
         except Exception as exc:  # any of them means "bad value here"
-            shown = f" {repr(node.value)[:60]}" if isinstance(node, yaml.ScalarNode) else ""
-            why = f"not valid for {node.tag}" if isinstance(exc, LookupError) else exc
+            shown = f" {_cut(repr(node.value))}" if isinstance(node, yaml.ScalarNode) else ""
+            why = f"not valid for {node.tag}" if isinstance(exc, LookupError) else str(exc)
             raise yaml.constructor.ConstructorError(
-                None, None, f"invalid value{shown}: {why}", node.start_mark
+                None, None, f"invalid value{shown}: {_cut(why)}", node.start_mark
             ) from None
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
@@ -57,7 +61,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
             ) from None
         if key in result:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {repr(key)[:60]}", key_node.start_mark
+                None, None, f"duplicate key {_cut(repr(key))}", key_node.start_mark
             )
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = key_node.start_mark.line
@@ -112,7 +116,7 @@ def load_yaml(text: str, file: str, first_line: int) -> tuple[Any, dict[Any, int
     except yaml.reader.ReaderError as exc:
         line = first_line + text.count("\n", 0, max(0, exc.position))
         raise GenimgError(
-            f"invalid YAML: character {exc.character!r} is not allowed", file, line
+            f"invalid YAML: character {_cut(repr(exc.character))} is not allowed", file, line
         ) from None
     except yaml.YAMLError as exc:
         raise GenimgError(f"invalid YAML: {_one_line(str(exc))}", file, first_line) from None

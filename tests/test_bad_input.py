@@ -274,6 +274,9 @@ CASES: dict[str, tuple[dict[str, str | bytes], list[tuple[str, int, str]]]] = {
     "config: cache inside the output": (
         {"genimg.yaml": CONFIG + "cache_dir: site/cache\n"},
         [("genimg.yaml", 6, "must not hold cache_dir")]),
+    "config: cache_dir is the blog": (
+        {"genimg.yaml": CONFIG + "cache_dir: .\n"},
+        [("genimg.yaml", 6, "cache_dir (")]),
     # posts that cannot be read -------------------------------------------------------
     "post: not UTF-8": (
         {BAD: b"---\ntitle: x\n---\n\nline five\n\xe9t\xe9\n"},

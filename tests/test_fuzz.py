@@ -133,6 +133,7 @@ def blog() -> Iterator[Path]:
 @example(text="images: {prompt: x}\n")
 @example(text="- {prompt: x, from: y, mode: txt2img}\n")
 @example(text="- prompt: x\n  \x07\n")
+@example(text="!!float " + "x" * 300 + "\n")
 def test_parse_gallery_raises_only_genimg_errors(text):
     try:
         gallery = parse_gallery(text, Location("posts/x.md", 10), {})
