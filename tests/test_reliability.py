@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -566,20 +567,29 @@ def half_built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     more.rename(root / "more.md")
     build_site(root, PREVIEW)
     state = {"root": root, "site": tree(root / "site"), "cache": tree(root / ".genimg")}
-    more.parent.joinpath("..", "more.md").resolve().rename(more)
+    (root / "more.md").rename(more)
     probe = root.parent / "probe"
-    import shutil
-
     shutil.copytree(root, probe)
-    state["bytes"] = counting_build(probe)["bytes"]  # what the next build writes
+    counts = counting_build(probe)  # what the next build writes
+    state["bytes"], state["replace"] = counts["bytes"], counts["replace"]
     return state
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9, 1.0])
+def test_sigkill_while_updating_a_built_site(tmp_path, reference, half_built, fraction):
+    """A new post on a built blog, killed: each site file is the old one or the new one."""
+    root = tmp_path / "blog"
+    shutil.copytree(half_built["root"], root)
+    n = point(fraction, half_built["replace"])
+    assert killed_in_fork(root, kill_at(os, "replace", n)) == signal.SIGKILL
+    assert_cache_consistent(root, reference)
+    assert_site_files_whole(root, half_built["site"], reference["site"])
+    assert_resumes(root, reference)
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.1, 0.3, 0.6, 0.9])
 def test_disk_full_loses_nothing_already_cached(tmp_path, monkeypatch, reference, half_built,
                                                 fraction):
-    import shutil
-
     root = tmp_path / "blog"
     shutil.copytree(half_built["root"], root)
     before = complete_keys(root)
