@@ -89,11 +89,11 @@ def _describe(exc: yaml.MarkedYAMLError, first_line: int) -> tuple[str, int]:
     problem, context = exc.problem, exc.context
     mark = exc.problem_mark or exc.context_mark
     line = first_line + (mark.line if mark else 0)
-    message = _one_line(problem or context or "invalid YAML")
+    message = _cut(_one_line(problem or context or "invalid YAML"), 120)
     if problem and context and exc.context_mark is not None:
         began = first_line + exc.context_mark.line
         if began != line:
-            message += f" ({_one_line(context)} that begins on line {began})"
+            message += f" ({_cut(_one_line(context), 80)} that begins on line {began})"
             unclosed = ("end of stream" in problem or "<stream end>" in problem
                         or "flow" in context or "quoted" in context)
             if unclosed:  # a bracket or quote left open: where it began is the line to fix
@@ -119,7 +119,8 @@ def load_yaml(text: str, file: str, first_line: int) -> tuple[Any, dict[Any, int
             f"invalid YAML: character {_cut(repr(exc.character))} is not allowed", file, line
         ) from None
     except yaml.YAMLError as exc:
-        raise GenimgError(f"invalid YAML: {_one_line(str(exc))}", file, first_line) from None
+        raise GenimgError(f"invalid YAML: {_cut(_one_line(str(exc)), 120)}", file,
+                          first_line) from None
     except RecursionError:
         raise GenimgError("invalid YAML: nested too deeply", file, first_line) from None
     _shift(data, first_line, set())

@@ -216,6 +216,7 @@ config_text = st.one_of(
 @example(text="face_restorer: {model: a, detection: b, parsing: c, options: [1]}\n")
 @example(text="publish: {remote: 1}\n")
 @example(text="output_dir: ..\n")
+@example(text="*a" + "x" * 500)
 @example(text="posts_dir: \"a\\0b\"\n")
 def test_load_config_raises_only_genimg_errors(text):
     root = Path(tempfile.mkdtemp(prefix="genimg-fuzz-config-"))
