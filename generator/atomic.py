@@ -3,25 +3,64 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
 
+from .errors import GenimgError
+
+#: Temp files are ``.<name>.<random>.tmp`` beside their target: never taken for real files.
+TEMP_SUFFIX = ".tmp"
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+class DiskFull(GenimgError):
+    """No space left (or quota exceeded) while writing: nothing half-written was kept."""
+
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, fsync it, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write ``data`` to a temp file beside ``path``, fsync it, then rename over ``path``.
+
+    A crash at any instant leaves ``path`` as it was or complete, and at worst a
+    ``.*.tmp`` file (see ``TEMP_SUFFIX``); any error removes the temp file. The file
+    gets the usual ``0o666 & ~umask`` mode, not ``mkstemp``'s private ``0o600``.
+    A full disk raises ``DiskFull`` naming ``path``.
+    """
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        _raise_if_full(exc, path)
         raise
+    try:
+        try:
+            os.fchmod(fd, 0o666 & ~_UMASK)
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            _raise_if_full(exc, path)
+        raise
+
+
+def _raise_if_full(exc: OSError, path: Path) -> None:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise DiskFull(
+            f"disk full while writing this file ({exc.strerror}); it was left as it was, "
+            "and so was everything written before it. Free some space and build again",
+            path,
+        ) from None
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:
@@ -33,3 +72,20 @@ def write_if_changed(path: Path, data: bytes) -> bool:
         pass
     write_atomic(path, data)
     return True
+
+
+def remove_temp_files(folder: Path) -> int:
+    """Delete the ``.*.tmp`` files a killed writer left below ``folder``; returns how many.
+
+    Only safe while no other process writes there (the cache's build lock is held).
+    """
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(dirpath, name))
+                    removed += 1
+    return removed

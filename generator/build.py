@@ -241,10 +241,10 @@ def _waves(nodes: list[Node]) -> Iterator[list[Node]]:
 
 def frozen_error(plan: Plan, misses: list[Node]) -> ErrorList:
     """``--frozen`` found pictures missing from the cache: name each (post, line, prompt)."""
-    shown = set(plan.shown_key.values())
+    shown_keys = set(plan.shown_key.values())
     errors = []
     for node in misses:
-        if node.key in shown:
+        if node.key in shown_keys:
             spec = node.shown
             what = (f"restore of {spec.source!r}" if spec.mode == "restore"
                     else f"{spec.mode} {spec.prompt[:60]!r} (seed {spec.seed})")
@@ -422,6 +422,8 @@ def build_site(root: Path, options: BuildOptions = BuildOptions(),
     report.pictures = len(set(site.plan.shown_key.values()))
     cache = Cache(config.cache_dir)
     with cache.lock(wait=options.lock_wait):
+        # Nobody else writes here now: what a killed build left half-written goes.
+        cache.remove_temp_files()
         _verify_for_site(site.plan, cache, config.output_dir, report)
         misses = _needed(site.plan, cache, report)
         for key in report.repaired:

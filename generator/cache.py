@@ -3,13 +3,14 @@
 Each entry is ``<key>.png`` plus a ``<key>.json`` sidecar (spec, infotext, PNG hash,
 versions, render time). The PNG is written first and the sidecar last, each by an
 atomic rename, so an entry exists exactly when its sidecar does; a build killed at
-any instant leaves no half entry. Reads that hand bytes on verify the PNG hash.
+any instant leaves no half entry, at most a ``.*.tmp`` file, which is never taken
+for an entry and is swept away by the next holder of the lock. Reads that hand
+bytes on verify the PNG hash.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
@@ -20,8 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_atomic
+from .atomic import DiskFull, remove_temp_files, write_atomic
 from .errors import GenimgError
+
+#: What a sidecar must hold to make its entry usable.
+_SIDECAR_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "png_sha256": str, "png_size": int, "width": int, "height": int,
+}
 
 
 class CorruptEntry(GenimgError):
@@ -47,14 +53,20 @@ class Cache:
         return folder / f"{key}.png", folder / f"{key}.json"
 
     def meta(self, key: str) -> dict[str, Any] | None:
-        """The sidecar of a complete entry, or None (cheap: no PNG hashing)."""
+        """The sidecar of an entry, or None if there is none (cheap: no PNG hashing)."""
         png, side = self._paths(key)
         try:
             meta = json.loads(side.read_text(encoding="utf-8"))
-            if png.stat().st_size != meta["png_size"]:
+            if not isinstance(meta, dict) or any(
+                not isinstance(meta.get(name), typ) or isinstance(meta.get(name), bool)
+                for name, typ in _SIDECAR_FIELDS.items()
+            ):
                 return None
-        except (OSError, ValueError, KeyError, TypeError):
+            png.stat()  # a sidecar without its PNG is no entry
+        except (OSError, ValueError):  # missing, unreadable, or not JSON/UTF-8
             return None
+        # A PNG of the wrong size or bytes is caught by the hash check of get/read_bytes,
+        # so a truncated entry is reported as corrupt and repaired, never copied.
         return meta
 
     def has(self, key: str) -> bool:
@@ -63,24 +75,26 @@ class Cache:
     def get(self, key: str) -> Entry:
         """A verified entry; raises CorruptEntry if the PNG does not match its hash."""
         png, _ = self._paths(key)
-        meta = self.meta(key)
-        if meta is None:
-            raise CorruptEntry(f"cache entry {key[:12]} is missing or incomplete", png)
-        digest = hashlib.sha256(png.read_bytes()).hexdigest()
-        if digest != meta.get("png_sha256"):
-            raise CorruptEntry(f"cache entry {key[:12]} is corrupt (hash mismatch)", png)
+        meta, _data = self._verified(key)
         return Entry(key, png, meta)
 
     def read_bytes(self, key: str) -> bytes:
         """The PNG bytes of an entry, verified in the same read."""
+        return self._verified(key)[1]
+
+    def _verified(self, key: str) -> tuple[dict[str, Any], bytes]:
         png, _ = self._paths(key)
         meta = self.meta(key)
         if meta is None:
             raise CorruptEntry(f"cache entry {key[:12]} is missing or incomplete", png)
-        data = png.read_bytes()
-        if hashlib.sha256(data).hexdigest() != meta.get("png_sha256"):
+        try:
+            data = png.read_bytes()
+        except OSError as exc:
+            raise CorruptEntry(f"cache entry {key[:12]} cannot be read ({exc.strerror})",
+                               png) from None
+        if hashlib.sha256(data).hexdigest() != meta["png_sha256"]:
             raise CorruptEntry(f"cache entry {key[:12]} is corrupt (hash mismatch)", png)
-        return data
+        return meta, data
 
     def put(self, key: str, png_data: bytes, meta: dict[str, Any]) -> Entry:
         """Store atomically: PNG first, sidecar (the commit mark) last."""
@@ -95,13 +109,12 @@ class Cache:
         try:
             write_atomic(png, png_data)
             write_atomic(side, json.dumps(record, indent=1, ensure_ascii=False).encode())
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise GenimgError(
-                    "disk full while saving a picture; everything saved before is intact",
-                    png,
-                ) from None
-            raise
+        except DiskFull:
+            raise DiskFull(
+                "disk full while saving a picture to the cache; every picture saved before "
+                "is intact. Free some space and build again",
+                png,
+            ) from None
         return Entry(key, png, record)
 
     def discard(self, key: str) -> None:
@@ -112,10 +125,16 @@ class Cache:
                 path.unlink()
 
     def keys(self) -> Iterator[str]:
+        """Keys of the entries whose sidecar is there (``has()`` tells if complete)."""
         if not self.objects.is_dir():
             return
         for side in sorted(self.objects.glob("*/*.json")):
-            yield side.stem
+            if not side.name.startswith("."):  # temp files of a killed write
+                yield side.stem
+
+    def remove_temp_files(self) -> int:
+        """Sweep the temp files killed writers left; call only while holding ``lock()``."""
+        return remove_temp_files(self.dir)
 
     @contextlib.contextmanager
     def lock(self, wait: float = 0.0) -> Iterator[None]:
@@ -134,7 +153,7 @@ class Cache:
                         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
                         raise GenimgError(
                             f"another genimg build is running on this blog (pid {holder}); "
-                            "wait for it to finish or stop it",
+                            "wait for it to finish or stop it, or build with --wait SECONDS",
                             path,
                         ) from None
                     time.sleep(0.2)

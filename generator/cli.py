@@ -43,6 +43,8 @@ def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             _fail(exc, 130)
         except GenimgError as exc:
             _fail(exc)
+        except OSError as exc:  # a file the build needs to write or read: no traceback
+            _fail(GenimgError(exc.strerror or str(exc), exc.filename))
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

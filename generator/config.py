@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 
 from .errors import GenimgError
-from .specs import SPEC_KEYS, Location, did_you_mean, parse_image
-from .yamlio import load_yaml
+from .specs import Location, did_you_mean, parse_defaults, short_repr
+from .yamlio import LineDict, load_yaml, read_text_file
 
 CONFIG_NAME = "genimg.yaml"
 
@@ -107,50 +107,89 @@ class SiteConfig:
         return path if path.endswith("/") else path + "/"
 
 
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "a mapping"}
+
+
 def _require(value: Any, typ: type, key: str, where: Location) -> Any:
     if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-        names = {str: "a string", int: "an integer", bool: "true or false", dict: "a mapping"}
-        raise where.error(f"{key!r} must be {names.get(typ, typ.__name__)}, got {value!r}")
+        name = _TYPE_NAMES.get(typ, typ.__name__)
+        raise where.error(f"{key!r} must be {name}, got {short_repr(value)}")
     return value
 
 
-def _check_keys(data: Mapping[str, Any], allowed: Any, what: str, lines: Any, file: str) -> None:
+def _lines_of(data: Any) -> dict[Any, int]:
+    return dict(data.key_lines) if isinstance(data, LineDict) else {}
+
+
+def _check_keys(data: Mapping[str, Any], allowed: Any, what: str, lines: Mapping[Any, int],
+                file: str, line: int = 1) -> None:
     for key in data:
         if key not in allowed:
-            where = Location(file, lines.get(key, 1))
-            raise where.error(f"unknown {what} key {key!r}{did_you_mean(str(key), list(allowed))}")
+            where = Location(file, lines.get(key, line))
+            raise where.error(
+                f"unknown {what} key {short_repr(key)}{did_you_mean(str(key), list(allowed))}")
+
+
+def _check_folders(root: Path, values: dict[str, Any], at: Any, written: Any) -> None:
+    """``output_dir`` is emptied of files genimg did not write: it must hold nothing else."""
+    resolved: dict[str, Path] = {}
+    for key in ("posts_dir", "output_dir", "cache_dir", "theme_dir"):
+        try:
+            resolved[key] = values[key].resolve()
+        except (OSError, ValueError, RuntimeError):  # NUL bytes, long names, symlink loops
+            raise at(key).error(
+                f"{key} must be a usable folder path, got {short_repr(str(values[key]))}"
+            ) from None
+    out = resolved["output_dir"]
+    if root == out or root.is_relative_to(out):
+        raise at("output_dir").error(
+            f"output_dir must not be the blog folder or above it ({out}): the build deletes "
+            "every file there that it did not write")
+    cache = resolved["cache_dir"]
+    if root.is_relative_to(cache) or resolved["posts_dir"].is_relative_to(cache):
+        raise at("cache_dir").error(
+            f"cache_dir ({cache}) must be a folder of its own, not the blog folder or one "
+            "that holds the posts")
+    for key in ("posts_dir", "cache_dir", "theme_dir"):
+        other = resolved[key]
+        if other == out or other.is_relative_to(out):
+            raise at("output_dir" if "output_dir" in written else key).error(
+                f"output_dir ({out}) must not hold {key} ({other}): the build deletes every "
+                "file there that it did not write")
 
 
 def load_config(root: Path) -> SiteConfig:
-    """Read ``root/genimg.yaml`` (absent -> all defaults)."""
+    """Read ``root/genimg.yaml`` (absent -> all defaults).
+
+    Errors name the file as ``genimg.yaml`` (relative to the blog, like posts) and its line.
+    """
     root = root.resolve()
     path = root / CONFIG_NAME
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return SiteConfig(root=root, posts_dir=root / "posts", output_dir=root / "site",
                           cache_dir=root / ".genimg", theme_dir=root / "theme")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GenimgError(f"cannot read config: {exc}", path) from None
-    data, lines = load_yaml(text, str(path), 1)
+    file = CONFIG_NAME
+    text = read_text_file(path, file)
+    data, lines = load_yaml(text, file, 1)
     if data is None:
         data = {}
-    file = str(path)
     if not isinstance(data, Mapping):
-        raise GenimgError("the config must be a mapping of keys like 'title:'", path, 1)
+        raise GenimgError("the config must be a mapping of keys like 'title:'", file, 1)
     _check_keys(data, TOP_KEYS, "config", lines, file)
-    values: dict[str, Any] = {}
-    for key, typ in TOP_KEYS.items():
-        if key in data:
-            values[key] = _require(data[key], typ, key, Location(file, lines.get(key, 1)))
 
     def at(key: str) -> Location:
         return Location(file, lines.get(key, 1))
+
+    values: dict[str, Any] = {}
+    for key, typ in TOP_KEYS.items():
+        if key in data:
+            values[key] = _require(data[key], typ, key, at(key))
 
     values["posts_dir"] = root / data.get("posts_dir", "posts")
     values["output_dir"] = root / data.get("output_dir", "site")
     values["cache_dir"] = root / data.get("cache_dir", ".genimg")
     values["theme_dir"] = root / data.get("theme_dir", "theme")
+    _check_folders(root, values, at, data)
     if values.get("per_page", 10) < 1:
         raise at("per_page").error("per_page must be at least 1")
     if values.get("batch_size", 4) < 1:
@@ -163,55 +202,71 @@ def load_config(root: Path) -> SiteConfig:
         raise at("dtype").error("dtype must be auto, float32, float16 or bfloat16")
 
     models: dict[str, ModelConfig] = {}
-    for name, spec in (data.get("models") or {}).items():
-        where = at("models")
+    model_data = data.get("models") or {}
+    model_lines = _lines_of(model_data)
+    for name, spec in model_data.items():
+        where = Location(file, model_lines.get(name, lines.get("models", 1)))
+        shown = short_repr(str(name))
         if isinstance(spec, str):
             models[str(name)] = ModelConfig(str(name), spec)
         elif isinstance(spec, Mapping):
-            _check_keys(spec, MODEL_KEYS, f"model {name!r}", {}, file)
+            spec_lines = _lines_of(spec)
+            _check_keys(spec, MODEL_KEYS, f"model {shown}", spec_lines, file, where.line)
             if not isinstance(spec.get("source"), str):
-                raise where.error(f"model {name!r} needs 'source:' (hub id, folder or file)")
+                raise where.error(
+                    f"model {shown} needs 'source:' (hub id, folder or file)")
+            for key in ("config", "revision"):
+                if spec.get(key) is not None and not isinstance(spec[key], str):
+                    raise Location(file, spec_lines.get(key, where.line)).error(
+                        f"model {shown}: {key!r} must be a string, "
+                        f"got {short_repr(spec[key])}")
             models[str(name)] = ModelConfig(
                 str(name), spec["source"], spec.get("config"), spec.get("revision")
             )
         else:
-            raise where.error(f"model {name!r} must be a hub id, a path, or a mapping")
+            raise where.error(f"model {shown} must be a hub id, a path, or a mapping")
     values["models"] = MappingProxyType(models)
 
     if "face_restorer" in data:
         face = data["face_restorer"]
-        _check_keys(face, FACE_KEYS, "face_restorer", {}, file)
+        face_lines = _lines_of(face)
+
+        def face_at(key: str) -> Location:
+            return Location(file, face_lines.get(key, lines.get("face_restorer", 1)))
+
+        _check_keys(face, FACE_KEYS, "face_restorer", face_lines, file, face_at("").line)
         for key in ("model", "detection", "parsing"):
             if not isinstance(face.get(key), str):
-                raise at("face_restorer").error(f"face_restorer needs '{key}:' (a file path)")
+                raise face_at(key).error(f"face_restorer needs '{key}:' (a file path)")
+        options = face.get("options") or {}
+        if not isinstance(options, Mapping):
+            raise face_at("options").error(
+                f"face_restorer options must be a mapping, got {short_repr(options)}")
         # Checked now (the module imports no torch), so a typo fails before any render.
         from .render.faces import face_options
 
-        face_options(face.get("options") or {}, path)
+        face_options(options, path)
         values["face_restorer"] = FaceRestorerConfig(
             model=root / face["model"],
             detection=root / face["detection"],
             parsing=root / face["parsing"],
-            options=MappingProxyType(dict(face.get("options") or {})),
+            options=MappingProxyType(dict(options)),
         )
 
     if "defaults" in data:
         defaults = data["defaults"]
-        allowed = [k for k in SPEC_KEYS if k not in ("id", "caption", "alt", "from")]
-        default_lines = getattr(defaults, "key_lines", {})
-        for key in defaults:
-            if key not in allowed:
-                where = Location(file, default_lines.get(key, lines.get("defaults", 1)))
-                raise where.error(
-                    f"unknown image default {key!r}{did_you_mean(str(key), allowed)}")
-        # Validate the defaults the way an image would be, with a throwaway prompt.
-        parse_image({"prompt": "x", **defaults} if "mode" not in defaults else dict(defaults),
-                    at("defaults"), key_lines={})
-        values["defaults"] = MappingProxyType(dict(defaults))
+        checked = parse_defaults(defaults, at("defaults"), _lines_of(defaults),
+                                 forbidden=("id", "caption", "alt", "from"))
+        values["defaults"] = MappingProxyType(checked)
 
     if "publish" in data:
         pub = data["publish"]
-        _check_keys(pub, PUBLISH_KEYS, "publish", {}, file)
+        pub_lines = _lines_of(pub)
+        _check_keys(pub, PUBLISH_KEYS, "publish", pub_lines, file, lines.get("publish", 1))
+        for key, value in pub.items():
+            if not isinstance(value, str) and not (key == "cname" and value is None):
+                raise Location(file, pub_lines.get(key, 1)).error(
+                    f"publish {key!r} must be a string, got {short_repr(value)}")
         values["publish"] = PublishConfig(**pub)
 
     return SiteConfig(root=root, file=path, **values)

@@ -20,12 +20,22 @@ from markdown.extensions import Extension
 from markdown.preprocessors import Preprocessor
 
 from .errors import ErrorList, GenimgError
-from .specs import BLOCK_KEYS, Gallery, ImageSpec, Location, did_you_mean, parse_image
-from .yamlio import LineDict, load_yaml
+from .specs import (
+    BLOCK_KEYS,
+    Gallery,
+    ImageSpec,
+    Location,
+    did_you_mean,
+    parse_defaults,
+    parse_image,
+    short_repr,
+)
+from .yamlio import LineDict, LineList, load_yaml, read_text_file
 
 FRONT_MATTER_KEYS = ("title", "date", "tags", "draft", "slug", "summary", "extra")
 GALLERY_PLACEHOLDER = "<!--genimg-gallery:{}-->"
 _FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})[ \t]*gallery[ \t]*$")
+_ANY_FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})")
 _DATE_PREFIX = re.compile(r"^(\d{4}-\d{2}-\d{2})-(.+)$")
 
 
@@ -61,15 +71,25 @@ class Post:
         return [image for gallery in self.galleries for image in gallery.images]
 
 
+def normalize_newlines(text: str) -> str:
+    """``\\r\\n`` and ``\\r`` -> ``\\n``, and no BOM: lines are counted the way an editor does."""
+    text = text.removeprefix("\ufeff")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def split_front_matter(text: str, file: str) -> tuple[Any, dict, str, int]:
-    """Return (front matter data, its key lines, body, first line of the body)."""
-    lines = text.splitlines(keepends=True)
-    if not lines or lines[0].strip() != "---":
-        return {}, {}, text, 1
+    """Return (front matter data, its key lines, body, first line of the body).
+
+    Lines are split on ``\\n`` only (after ``normalize_newlines``), exactly as Markdown
+    does, so the body's line numbers stay the file's.
+    """
+    lines = normalize_newlines(text).split("\n")
+    if lines[0].strip() != "---":
+        return {}, {}, "\n".join(lines), 1
     for i in range(1, len(lines)):
         if lines[i].strip() in ("---", "..."):
-            data, key_lines = load_yaml("".join(lines[1:i]), file, 2)
-            return data if data is not None else {}, key_lines, "".join(lines[i + 1 :]), i + 2
+            data, key_lines = load_yaml("\n".join(lines[1:i]) + "\n", file, 2)
+            return data if data is not None else {}, key_lines, "\n".join(lines[i + 1 :]), i + 2
     raise GenimgError("front matter starts with '---' but never ends", file, 1)
 
 
@@ -91,8 +111,14 @@ class _GalleryPreprocessor(Preprocessor):
         while i < len(lines):
             match = _FENCE.match(lines[i])
             if not match:
-                out.append(lines[i])
-                i += 1
+                other = _ANY_FENCE.match(lines[i])
+                end = _other_fence_end(lines, i, other.group("fence")) if other else None
+                if end is None:
+                    out.append(lines[i])
+                    i += 1
+                else:  # a code block (maybe showing gallery syntax): fenced_code's, untouched
+                    out.extend(lines[i : end + 1])
+                    i = end + 1
                 continue
             fence = match.group("fence")
             end = i + 1
@@ -105,25 +131,32 @@ class _GalleryPreprocessor(Preprocessor):
                 )
                 return out
             yaml_text = "\n".join(lines[i + 1 : end]) + "\n"
+            block = [""] * (end - i + 1)  # as many lines as the block: later lines keep theirs
             try:
                 gallery = parse_gallery(
                     yaml_text, Location(self.owner.file, first_line), self.owner.defaults
                 )
             except ErrorList as exc:
                 self.owner.errors.extend(exc.errors)
-                out.extend([""] * 3)
             except GenimgError as exc:
                 self.owner.errors.append(exc)
-                out.extend([""] * 3)
             else:
                 index = len(self.owner.galleries)
                 self.owner.galleries.append(gallery)
-                placeholder = self.md.htmlStash.store(GALLERY_PLACEHOLDER.format(index))
-                out.extend(["", placeholder, ""])
-            # keep the line count so later blocks still know their file line
-            out.extend([""] * max(0, end - i + 1 - 3))
+                block[1] = self.md.htmlStash.store(GALLERY_PLACEHOLDER.format(index))
+            out.extend(block)
             i = end + 1
         return out
+
+
+def _other_fence_end(lines: list[str], start: int, fence: str) -> int | None:
+    """The closing line of a non-gallery fenced code block (as fenced_code finds it)."""
+    if fence[0] == "`" and "`" in lines[start][len(fence):]:
+        return None  # inline code, not a fence
+    for end in range(start + 1, len(lines)):
+        if lines[end].rstrip(" ") == fence:
+            return end
+    return None
 
 
 class GalleryExtension(Extension):
@@ -143,38 +176,53 @@ class GalleryExtension(Extension):
 
 
 def parse_gallery(yaml_text: str, where: Location, defaults: Mapping[str, Any]) -> Gallery:
-    """One gallery block: a list of images, or a mapping with ``images:`` and options."""
-    data, _ = load_yaml(yaml_text, where.file, where.line + 1)
+    """One gallery block: a list of images, or a mapping with ``images:`` and options.
+
+    ``where`` is the opening fence; the YAML starts on the line after it.
+    """
+    data, top_lines = load_yaml(yaml_text, where.file, where.line + 1)
+
+    def at(key: str) -> Location:
+        return Location(where.file, top_lines.get(key, where.line))
+
     columns = caption = None
     block_defaults: Mapping[str, Any] = {}
+    images_at = where
     if isinstance(data, Mapping):
         for key in data:
             if key not in BLOCK_KEYS:
-                lines = data.key_lines if isinstance(data, LineDict) else {}
-                line = lines.get(key, where.line)
-                raise GenimgError(
-                    f"unknown gallery key {key!r}{did_you_mean(str(key), BLOCK_KEYS)}; "
-                    "a gallery is a list of images or a mapping with 'images:'",
-                    where.file, line,
+                raise at(key).error(
+                    f"unknown gallery key {short_repr(key)}{did_you_mean(str(key), BLOCK_KEYS)}; "
+                    "a gallery is a list of images or a mapping with 'images:'"
                 )
         columns = data.get("columns")
         if columns is not None and (not isinstance(columns, int) or isinstance(columns, bool)
                                     or not 1 <= columns <= 12):
-            raise where.error(f"'columns' must be an integer from 1 to 12, got {columns!r}")
+            raise at("columns").error(
+                f"'columns' must be an integer from 1 to 12, got {short_repr(columns)}")
         caption = data.get("caption")
         if caption is not None and not isinstance(caption, str):
-            raise where.error("'caption' must be a string")
-        block_defaults = data.get("defaults") or {}
-        if not isinstance(block_defaults, Mapping):
-            raise where.error("'defaults' must be a mapping of image keys")
+            raise at("caption").error(f"'caption' must be a string, got {short_repr(caption)}")
+        if data.get("defaults") is not None:
+            raw = data["defaults"]
+            block_defaults = parse_defaults(
+                raw, at("defaults"), raw.key_lines if isinstance(raw, LineDict) else {},
+                forbidden=("id", "caption", "alt"))
         data = data.get("images")
+        images_at = at("images")
     if not isinstance(data, list) or not data:
-        raise where.error("a gallery needs a non-empty list of images")
+        raise images_at.error("a gallery needs a non-empty list of images")
     merged_defaults = {**defaults, **block_defaults}
     images: list[ImageSpec] = []
     errors: list[GenimgError] = []
-    for item in data:
-        line = item.line if isinstance(item, LineDict) else where.line + 1
+    item_lines = data.item_lines if isinstance(data, LineList) else []
+    for index, item in enumerate(data):
+        if isinstance(item, LineDict):
+            line = item.line
+        elif index < len(item_lines):
+            line = item_lines[index]
+        else:
+            line = where.line + 1
         key_lines = item.key_lines if isinstance(item, LineDict) else {}
         try:
             images.append(
@@ -197,14 +245,19 @@ def _as_date(value: Any, file: str, line: int, stem: str) -> dt.date:
             return dt.date.fromisoformat(value.strip()[:10])
         except ValueError:
             pass
-        raise GenimgError(f"date must look like 2022-10-30, got {value!r}", file, line)
+        raise GenimgError(f"date must look like 2022-10-30, got {short_repr(value)}", file, line)
     if value is None:
         match = _DATE_PREFIX.match(stem)
         if match:
-            return dt.date.fromisoformat(match.group(1))
+            try:
+                return dt.date.fromisoformat(match.group(1))
+            except ValueError:
+                raise GenimgError(
+                    f"post has no 'date:' and its file name starts with {match.group(1)!r}, "
+                    "which is not a date", file, 1) from None
         raise GenimgError("post has no 'date:' and its file name has no YYYY-MM-DD- prefix",
                           file, 1)
-    raise GenimgError(f"date must look like 2022-10-30, got {value!r}", file, line)
+    raise GenimgError(f"date must look like 2022-10-30, got {short_repr(value)}", file, line)
 
 
 def _summary(html: str) -> str:
@@ -219,19 +272,15 @@ def _summary(html: str) -> str:
 def load_post(path: Path, defaults: Mapping[str, Any], display_path: str | None = None) -> Post:
     """Parse one post file; raises GenimgError/ErrorList naming file and line."""
     file = display_path or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise GenimgError(f"not UTF-8 text ({exc.reason})", file) from None
-    except OSError as exc:
-        raise GenimgError(f"cannot read: {exc.strerror}", file) from None
+    text = read_text_file(path, file)
     meta, key_lines, body, body_line = split_front_matter(text, file)
     if not isinstance(meta, Mapping):
         raise GenimgError("front matter must be a mapping of keys like 'title:'", file, 2)
     for key in meta:
         if key not in FRONT_MATTER_KEYS:
             raise GenimgError(
-                f"unknown front matter key {key!r}{did_you_mean(str(key), FRONT_MATTER_KEYS)}",
+                f"unknown front matter key {short_repr(key)}"
+                f"{did_you_mean(str(key), FRONT_MATTER_KEYS)}",
                 file, key_lines.get(key, 1),
             )
 
@@ -253,17 +302,24 @@ def load_post(path: Path, defaults: Mapping[str, Any], display_path: str | None 
         raise GenimgError("draft must be true or false", file, line_of("draft"))
     slug = meta.get("slug")
     if slug is not None and (not isinstance(slug, str) or slugify(slug) != slug):
-        raise GenimgError(f"slug must be lowercase words joined by '-', got {slug!r}",
+        raise GenimgError(f"slug must be lowercase words joined by '-', got {short_repr(slug)}",
                           file, line_of("slug"))
     summary = meta.get("summary")
     if summary is not None and not isinstance(summary, str):
         raise GenimgError("summary must be text", file, line_of("summary"))
     date = _as_date(meta.get("date"), file, line_of("date"), stem)
+    extra = meta.get("extra")
+    if extra is not None and not isinstance(extra, Mapping):
+        raise GenimgError(f"extra must be a mapping of keys for the theme, got {short_repr(extra)}",
+                          file, line_of("extra"))
 
     ext = GalleryExtension(file, body_line, defaults)
     md = markdown.Markdown(extensions=[ext, "fenced_code", "tables", "footnotes", "attr_list",
                                        "toc", "sane_lists"], output_format="html")
-    html = md.convert(body)
+    try:
+        html = md.convert(body)
+    except RecursionError:
+        raise GenimgError("Markdown nested too deeply", file, body_line) from None
     if ext.errors:
         raise ErrorList(ext.errors)
     return Post(
@@ -276,7 +332,7 @@ def load_post(path: Path, defaults: Mapping[str, Any], display_path: str | None 
         summary=summary or _summary(html),
         html=html,
         galleries=ext.galleries,
-        extra=dict(meta.get("extra") or {}),
+        extra=dict(extra or {}),
     )
 
 
@@ -289,11 +345,13 @@ def load_posts(posts_dir: Path, root: Path, defaults: Mapping[str, Any],
     """Every post, newest first; all errors of all posts reported together."""
     posts: list[Post] = []
     errors: list[GenimgError] = []
+    shown: dict[Path, str] = {}
     for path in find_posts(posts_dir):
         try:
             display = str(path.relative_to(root))
         except ValueError:
             display = str(path)
+        shown[path] = display
         try:
             post = load_post(path, defaults, display)
         except ErrorList as exc:
@@ -308,8 +366,9 @@ def load_posts(posts_dir: Path, root: Path, defaults: Mapping[str, Any],
     for post in posts:
         if post.slug in slugs:
             errors.append(GenimgError(
-                f"two posts share the slug {post.slug!r} (also {slugs[post.slug].source.name})",
-                post.source, 1))
+                f"two posts share the slug {short_repr(post.slug)} "
+                f"(also {shown[slugs[post.slug].source]})",
+                shown[post.source], 1))
         slugs[post.slug] = post
     if errors:
         raise ErrorList(errors)

@@ -89,6 +89,8 @@ class FileHasher:
                 self._memo = json.loads(self.path.read_text())
             except (OSError, ValueError):
                 self._memo = {}
+            if not isinstance(self._memo, dict):  # a damaged file: forget, rehash
+                self._memo = {}
         return self._memo
 
     def hash(self, file: Path) -> str:
@@ -96,7 +98,9 @@ class FileHasher:
         memo = self._load()
         key = str(file.resolve())
         seen = memo.get(key)
-        if seen and seen["size"] == stat.st_size and seen["mtime_ns"] == stat.st_mtime_ns:
+        if (isinstance(seen, dict) and seen.get("size") == stat.st_size
+                and seen.get("mtime_ns") == stat.st_mtime_ns
+                and isinstance(seen.get("sha256"), str)):
             return seen["sha256"]
         digest = hashlib.sha256()
         with file.open("rb") as fh:
@@ -124,6 +128,8 @@ class ModelResolver:
         try:
             self.recorded: dict[str, str] = json.loads(self.record_path.read_text())
         except (OSError, ValueError):
+            self.recorded = {}
+        if not isinstance(self.recorded, dict):  # a damaged file: forget it
             self.recorded = {}
         self._resolved: dict[str, ModelRef] = {}
         self._restorer: FaceRestorerRef | None = None

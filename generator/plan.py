@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ErrorList, GenimgError
-from .models import FaceRestorerRef, FileHasher, ModelRef, ModelResolver
-from .specs import ImageSpec, Location
+from .models import CHECKPOINT_SUFFIXES, FaceRestorerRef, FileHasher, ModelRef, ModelResolver
+from .specs import ImageSpec, Location, did_you_mean, short_repr
 
 #: Bump when genimg's rendering code changes its output for the same inputs.
 RECIPE_VERSION = 1
@@ -92,16 +92,20 @@ class Planner:
         self.id_key: dict[str, str] = {}
         self.shown_key: dict[Location, str] = {}
         self._visiting: list[str] = []
+        self._cycles: set[frozenset[str]] = set()
 
     def plan(self, images: list[ImageSpec]) -> Plan:
         errors: list[GenimgError] = []
-        for spec in images:
+        # In reading order (posts are named by date), so the later of two equal ids is
+        # the one reported, pointing back at the first.
+        for spec in sorted(images, key=lambda s: (s.location.file, s.location.line)):
             if spec.id is None:
                 continue
             if spec.id in self.by_id:
-                first = self.by_id[spec.id].location
-                errors.append(spec.location.error(
-                    f"duplicate image id {spec.id!r} (first used at {first.file}:{first.line})"))
+                first = self.by_id[spec.id].at("id")
+                errors.append(spec.at("id").error(
+                    f"duplicate image id {short_repr(spec.id)} "
+                    f"(first used at {first.file}:{first.line})"))
             else:
                 self.by_id[spec.id] = spec
         if errors:
@@ -109,6 +113,10 @@ class Planner:
         for spec in images:
             try:
                 self.shown_key[spec.location] = self._key_of(spec)
+            except _CycleError as exc:
+                if exc.members not in self._cycles:  # one line per cycle, not per member
+                    self._cycles.add(exc.members)
+                    errors.append(exc)
             except GenimgError as exc:
                 errors.append(exc)
         if errors:
@@ -121,8 +129,11 @@ class Planner:
             return self.id_key[spec.id]
         if spec.id is not None:
             if spec.id in self._visiting:
-                cycle = " -> ".join([*self._visiting[self._visiting.index(spec.id):], spec.id])
-                raise spec.location.error(f"'from:' references form a cycle: {cycle}")
+                members = self._visiting[self._visiting.index(spec.id):]
+                cycle = " -> ".join(short_repr(m)[1:-1] for m in [*members, spec.id])
+                where = spec.at("from")
+                raise _CycleError(f"'from:' references form a cycle: {cycle}", where.file,
+                                  where.line, frozenset(members))
             self._visiting.append(spec.id)
         try:
             key = self._add(spec)
@@ -160,10 +171,20 @@ class Planner:
         self.nodes.setdefault(node.key, node)
 
     def _model(self, spec: ImageSpec) -> ModelRef:
+        where = spec.at("model")
+        if self.resolver.preview:
+            # Preview builds load no model, but a typo must fail now, not on the GPU machine.
+            known = sorted(self.resolver.config.models)
+            name = spec.model
+            looks_like_ref = "/" in name or name.endswith(CHECKPOINT_SUFFIXES)
+            if known and name not in known and not looks_like_ref:
+                raise where.error(
+                    f"unknown model {short_repr(name)}{did_you_mean(name, known)}; models in "
+                    f"genimg.yaml: {', '.join(known)}")
         try:
             return self.resolver.model(spec.model)
         except GenimgError as exc:
-            raise spec.location.error(exc.message) from None
+            raise where.error(exc.message) from None
 
     def _restorer(self, spec: ImageSpec) -> FaceRestorerRef:
         try:
@@ -174,34 +195,49 @@ class Planner:
     def _resolve_from(self, spec: ImageSpec) -> tuple[str | None, Path | None, str]:
         """``from:`` -> (parent key, None, source) or (None, user file, source)."""
         ref = spec.source or ""
+        where = spec.at("from")
         if ref in self.by_id:
             parent_key = self._key_of(self.by_id[ref])
             return parent_key, None, parent_key
+        label = f"'from: {ref}'" if ref.isprintable() and len(ref) <= 80 else (
+            f"from: {short_repr(ref)}")
         post_dir = (self.root / spec.location.file).parent
-        path = (post_dir / ref).resolve()
-        if not path.is_relative_to(self.root):
-            raise spec.location.error(f"'from: {ref}' points outside the blog folder")
-        if not path.is_file():
+        try:
+            path = (post_dir / ref).resolve()
+            inside = path.is_relative_to(self.root)
+            is_file = inside and path.is_file()
+        except (OSError, ValueError, RuntimeError):  # NUL bytes, long names, symlink loops
+            raise where.error(f"{label} is not a usable file name") from None
+        if not inside:
+            raise where.error(f"{label} points outside the blog folder")
+        if not is_file:
             hint = ""
             if not ref.lower().endswith(IMAGE_SUFFIXES):
-                from .specs import did_you_mean
-
                 hint = did_you_mean(ref, list(self.by_id)) or " (no image has that id)"
-            raise spec.location.error(
-                f"'from: {ref}' is neither an image id nor a file next to the post{hint}")
-        _check_image(path, spec.location)
-        digest = self.hasher.hash(path)
+            raise where.error(
+                f"{label} is neither an image id nor a file next to the post{hint}")
+        _check_image(path, where, label)
+        try:
+            digest = self.hasher.hash(path)
+        except OSError as exc:
+            raise where.error(f"cannot read {label}: {exc.strerror or exc}") from None
         return None, path, f"file:{digest}"
 
 
-def _check_image(path: Path, where: Location) -> None:
+class _CycleError(GenimgError):
+    def __init__(self, message: str, file: str, line: int, members: frozenset[str]):
+        super().__init__(message, file, line)
+        self.members = members
+
+
+def _check_image(path: Path, where: Location, label: str) -> None:
     from PIL import Image
 
     try:
         with Image.open(path) as image:
             image.verify()
     except Exception:  # PIL raises many types for "not an image"
-        raise where.error(f"'from: {path.name}' is not a readable image") from None
+        raise where.error(f"{label} is not a readable image") from None
 
 
 def _unique(errors: list[GenimgError]) -> list[GenimgError]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -16,8 +17,33 @@ class LineDict(dict):
     key_lines: dict[Any, int]
 
 
+class LineList(list):
+    """A sequence from YAML that knows the file line of itself and of each item."""
+
+    line: int = 0
+    item_lines: list[int]
+
+
 class _LineLoader(yaml.SafeLoader):
     """``SafeLoader`` (no object construction) that records line numbers."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # SafeConstructor lets plain Python errors escape for some bad scalars
+        # (``2022-02-30``, ``!!int abc``, ``!!bool maybe``): give them the node's line.
+        try:
+            return super().construct_object(node, deep=deep)
+        except (yaml.YAMLError, RecursionError):
+            raise
+        except Exception as exc:  # any of them means "bad value here"
+            shown = f" {_cut(repr(node.value))}" if isinstance(node, yaml.ScalarNode) else ""
+            why = f"not valid for {node.tag}" if isinstance(exc, LookupError) else str(exc)
+            raise yaml.constructor.ConstructorError(
+                None, None, f"invalid value{shown}: {_cut(why)}", node.start_mark
+            ) from None
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
@@ -35,43 +61,102 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
             ) from None
         if key in result:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
+                None, None, f"duplicate key {_cut(repr(key))}", key_node.start_mark
             )
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = key_node.start_mark.line
     return result
 
 
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineList:
+    result = LineList(loader.construct_object(child, deep=True) for child in node.value)
+    result.line = node.start_mark.line
+    result.item_lines = [child.start_mark.line for child in node.value]
+    return result
+
+
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _describe(exc: yaml.MarkedYAMLError, first_line: int) -> tuple[str, int]:
+    """One-line message and file line of a YAML error; where the problem was only noticed
+    later (an unclosed quote or bracket), the line where it began is named too."""
+    problem, context = exc.problem, exc.context
+    mark = exc.problem_mark or exc.context_mark
+    line = first_line + (mark.line if mark else 0)
+    message = _cut(_one_line(problem or context or "invalid YAML"), 120)
+    if problem and context and exc.context_mark is not None:
+        began = first_line + exc.context_mark.line
+        if began != line:
+            message += f" ({_cut(_one_line(context), 80)} that begins on line {began})"
+            unclosed = ("end of stream" in problem or "<stream end>" in problem
+                        or "flow" in context or "quoted" in context)
+            if unclosed:  # a bracket or quote left open: where it began is the line to fix
+                line = began
+    return f"invalid YAML: {message}", line
 
 
 def load_yaml(text: str, file: str, first_line: int) -> tuple[Any, dict[Any, int]]:
     """Parse ``text`` (which starts at ``first_line`` of ``file``) safely.
 
     Returns the data and the file line of each top-level key; nested mappings are
-    ``LineDict`` whose lines are made absolute too.
+    ``LineDict`` and nested sequences ``LineList``, whose lines are made absolute too.
+    Every problem is a one-line ``GenimgError`` naming the file line.
     """
     try:
         data = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass: safe
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = first_line + (mark.line if mark else 0)
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise GenimgError(f"invalid YAML: {problem}", file, line) from None
+        message, line = _describe(exc, first_line)
+        raise GenimgError(message, file, line) from None
+    except yaml.reader.ReaderError as exc:
+        line = first_line + text.count("\n", 0, max(0, exc.position))
+        raise GenimgError(
+            f"invalid YAML: character {_cut(repr(exc.character))} is not allowed", file, line
+        ) from None
     except yaml.YAMLError as exc:
-        raise GenimgError(f"invalid YAML: {exc}", file, first_line) from None
-    _shift(data, first_line)
+        raise GenimgError(f"invalid YAML: {_cut(_one_line(str(exc)), 120)}", file,
+                          first_line) from None
+    except RecursionError:
+        raise GenimgError("invalid YAML: nested too deeply", file, first_line) from None
+    _shift(data, first_line, set())
     lines = dict(data.key_lines) if isinstance(data, LineDict) else {}
     return data, lines
 
 
-def _shift(data: Any, first_line: int) -> None:
-    """Turn 0-based lines within the YAML text into 1-based file lines."""
+def _shift(data: Any, first_line: int, seen: set[int]) -> None:
+    """Turn 0-based lines within the YAML text into 1-based file lines.
+
+    Aliases make one object appear several times: each is shifted exactly once.
+    """
+    if not isinstance(data, LineDict | LineList) or id(data) in seen:
+        return
+    seen.add(id(data))
+    data.line += first_line
     if isinstance(data, LineDict):
-        data.line += first_line
         data.key_lines = {k: v + first_line for k, v in data.key_lines.items()}
-        for value in data.values():
-            _shift(value, first_line)
-    elif isinstance(data, list):
-        for item in data:
-            _shift(item, first_line)
+        children = list(data.values())
+    else:
+        data.item_lines = [v + first_line for v in data.item_lines]
+        children = list(data)
+    for value in children:
+        _shift(value, first_line, seen)
+
+
+def read_text_file(path: Path, file: str) -> str:
+    """A UTF-8 text file; errors name the file (and the line of a byte that is not UTF-8)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise GenimgError(f"cannot read: {exc.strerror or exc}", file) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise GenimgError(
+            f"not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be decoded "
+            "(save the file as UTF-8)", file, line) from None

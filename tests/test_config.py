@@ -33,16 +33,16 @@ def test_models_in_both_forms(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("title: [x\n", "genimg.yaml:2: invalid YAML"),
+        ("title: [x\n", "genimg.yaml:1: invalid YAML"),
         ("- a\n- b\n", "genimg.yaml:1: the config must be a mapping"),
         ("title: T\ntitel: x\n", "genimg.yaml:2: unknown config key 'titel' (did you mean"),
         ("per_page: many\n", "genimg.yaml:1: 'per_page' must be an integer"),
         ("per_page: 0\n", "genimg.yaml:1: per_page must be at least 1"),
         ("device: tpu\n", "genimg.yaml:1: device must be auto, cpu, cuda"),
-        ("models:\n  default: 3\n", "genimg.yaml:1: model 'default' must be a hub id"),
+        ("models:\n  default: 3\n", "genimg.yaml:2: model 'default' must be a hub id"),
         ("defaults:\n  steps: 0\n", "steps must be between 1 and 500"),
         ("defaults:\n  seeed: 1\n",
-         "genimg.yaml:2: unknown image default 'seeed' (did you mean 'seed'?)"),
+         "genimg.yaml:2: unknown image default key 'seeed' (did you mean 'seed'?)"),
         ("face_restorer:\n  model: a.pth\n  detection: b.pth\n  parsing: c.pth\n"
          "  options:\n    out_sise: 64\n", "unknown key 'out_sise' (did you mean 'out_size'?)"),
     ],
@@ -55,5 +55,5 @@ def test_config_errors(tmp_path: Path, text: str, expected: str) -> None:
 
 def test_not_utf8(tmp_path: Path) -> None:
     (tmp_path / "genimg.yaml").write_bytes(b"title: \xff\xfe\n")
-    with pytest.raises(GenimgError, match="cannot read config"):
+    with pytest.raises(GenimgError, match=r"genimg\.yaml:1: not UTF-8 text"):
         load_config(tmp_path)

@@ -57,7 +57,7 @@ def test_from_a_user_file(make_blog: MakeBlog) -> None:
     ("gallery", "message"),
     [
         ("- mode: img2img\n  from: nothing\n  prompt: x\n",
-         "posts/2022-01-01-a.md:2: 'from: nothing' is neither an image id nor a file"),
+         "posts/2022-01-01-a.md:3: 'from: nothing' is neither an image id nor a file"),
         ("- mode: img2img\n  from: ../../../etc/passwd\n  prompt: x\n",
          "points outside the blog folder"),
         ("- mode: img2img\n  from: /etc/hostname\n  prompt: x\n",
