@@ -35,39 +35,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 def build_full_size(workdir: Path) -> object:
     """SD 1.5's architecture (its published configs) with random weights."""
-    import torch
-    from diffusers import (
-        AutoencoderKL,
-        PNDMScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
-    from tinymodels import write_tokenizer_files
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from tinymodels import FULL_TEXT, FULL_UNET, FULL_VAE, build_pipeline
 
-    write_tokenizer_files(workdir / "tokenizer-src")
-    tokenizer = CLIPTokenizer.from_pretrained(str(workdir / "tokenizer-src"), model_max_length=77)
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
-    vae = AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=2,
-        latent_channels=4,
-        sample_size=512,
-    )
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=768, intermediate_size=3072,
-        num_hidden_layers=12, num_attention_heads=12, max_position_embeddings=77,
-        hidden_act="quick_gelu", bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    ))
-    scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                              set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1)
-    return StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
-                                   unet=unet, scheduler=scheduler, safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
+    return build_pipeline(workdir, FULL_UNET, FULL_VAE, FULL_TEXT)
 
 
 def prompts(n: int) -> list[tuple[str, int]]:

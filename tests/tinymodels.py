@@ -77,8 +77,34 @@ def write_tokenizer_files(folder: Path) -> None:
     (folder / "merges.txt").write_text(merges_text, encoding="utf-8")
 
 
-def build_tiny_pipeline(workdir: Path, seed: int = 0) -> Any:
-    """A StableDiffusionPipeline with tiny random weights (fixed by ``seed``)."""
+TINY_UNET: dict[str, Any] = dict(
+    sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64),
+    layers_per_block=1, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
+    attention_head_dim=8, norm_num_groups=32,
+)
+TINY_VAE: dict[str, Any] = dict(
+    in_channels=3, out_channels=3, block_out_channels=(8, 16, 16, 16),
+    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+    layers_per_block=1, latent_channels=4, norm_num_groups=8, sample_size=64,
+)
+TINY_TEXT: dict[str, Any] = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                                 num_attention_heads=4)
+
+#: SD 1.5's architecture (its published configs): same compute as the real weights.
+FULL_UNET: dict[str, Any] = dict(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
+FULL_VAE: dict[str, Any] = dict(
+    block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4,
+    sample_size=512,
+)
+FULL_TEXT: dict[str, Any] = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                                 num_attention_heads=12)
+
+
+def build_pipeline(workdir: Path, unet: dict[str, Any], vae: dict[str, Any],
+                   text: dict[str, Any], seed: int = 0) -> Any:
+    """A StableDiffusionPipeline from configs, random weights fixed by ``seed``."""
     import torch
     from diffusers import (
         AutoencoderKL,
@@ -91,63 +117,28 @@ def build_tiny_pipeline(workdir: Path, seed: int = 0) -> Any:
     write_tokenizer_files(workdir / "tokenizer-src")
     tokenizer = CLIPTokenizer.from_pretrained(str(workdir / "tokenizer-src"), model_max_length=77)
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=8,
-        norm_num_groups=32,
-    )
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=(8, 16, 16, 16),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=8,
-        sample_size=64,
-    )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-            hidden_act="quick_gelu",
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
+    unet_model = UNet2DConditionModel(**unet)
+    vae_model = AutoencoderKL(**vae)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), max_position_embeddings=77, hidden_act="quick_gelu",
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, **text,
+    ))
     # SD 1.5's own scheduler config.
     scheduler = PNDMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        num_train_timesteps=1000,
-        set_alpha_to_one=False,
-        skip_prk_steps=True,
-        steps_offset=1,
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+        num_train_timesteps=1000, set_alpha_to_one=False, skip_prk_steps=True, steps_offset=1,
     )
     return StableDiffusionPipeline(
-        vae=vae.eval(),
-        text_encoder=text_encoder.eval(),
-        tokenizer=tokenizer,
-        unet=unet.eval(),
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
+        vae=vae_model.eval(), text_encoder=text_encoder.eval(), tokenizer=tokenizer,
+        unet=unet_model.eval(), scheduler=scheduler, safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False,
     )
+
+
+def build_tiny_pipeline(workdir: Path, seed: int = 0) -> Any:
+    """A StableDiffusionPipeline with tiny random weights (fixed by ``seed``)."""
+    return build_pipeline(workdir, TINY_UNET, TINY_VAE, TINY_TEXT, seed)
 
 
 # --- diffusers -> original (LDM) key layout --------------------------------------------
