@@ -149,21 +149,23 @@ class Planner:
             base = spec.without_restore()
             base_key = self._add(base)
             step = replace(base, mode="restore", source=None)
-            restorer = self._restorer(spec)
-            key = canonical_key(key_fields(step, None, base_key, restorer.fingerprint))
-            self._put(Node(key, step, spec, parent=base_key, restorer=restorer))
+            step_restorer = self._restorer(spec)
+            key = canonical_key(key_fields(step, None, base_key, step_restorer.fingerprint))
+            self._put(Node(key, step, spec, parent=base_key, restorer=step_restorer))
             return key
-        parent = file = None
-        source = None
+        parent: str | None = None
+        file: Path | None = None
+        source: str | None = None
         if spec.mode != "txt2img":
             parent, file, source = self._resolve_from(spec)
-        model = restorer = None
+        model: ModelRef | None = None
+        restorer: FaceRestorerRef | None = None
         if spec.mode in ("txt2img", "img2img"):
             model = self._model(spec)
         else:
             restorer = self._restorer(spec)
-        key = canonical_key(key_fields(spec, model and model.fingerprint, source,
-                                       restorer and restorer.fingerprint))
+        key = canonical_key(key_fields(spec, model.fingerprint if model else None, source,
+                                       restorer.fingerprint if restorer else None))
         self._put(Node(key, spec, spec, parent=parent, file=file, model=model, restorer=restorer))
         return key
 

@@ -29,7 +29,7 @@ def _stand_in() -> types.ModuleType:
         return getattr(functional, name)
 
     module.__getattr__ = __getattr__  # type: ignore[method-assign]
-    module.rgb_to_grayscale = functional.rgb_to_grayscale  # what basicsr imports
+    module.rgb_to_grayscale = functional.rgb_to_grayscale  # type: ignore[attr-defined]  # basicsr
     return module
 
 

@@ -26,9 +26,9 @@ def preview_picture(task: RenderTask) -> Image.Image:
     size = (spec.width, spec.height)
     if task.source is not None:
         size = task.source.size if spec.mode == "restore" else size
-    top, bottom = _colour(spec.seed, "top"), _colour(spec.seed, "bottom")
+    upper, lower = _colour(spec.seed, "top"), _colour(spec.seed, "bottom")
     gradient = Image.linear_gradient("L").resize(size)
-    image = Image.composite(Image.new("RGB", size, bottom), Image.new("RGB", size, top), gradient)
+    image = Image.composite(Image.new("RGB", size, lower), Image.new("RGB", size, upper), gradient)
     if task.source is not None:
         faded = task.source.convert("RGB").resize(size)
         image = Image.blend(image, faded, 0.45 if spec.mode == "img2img" else 1.0)
