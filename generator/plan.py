@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,8 @@ class Plan:
     nodes: dict[str, Node]  # topological order: parents before children
     shown_key: dict[Location, str]  # image location -> key of the picture shown
     id_key: dict[str, str]  # image id -> key
+    #: key -> file name stem in the site, memoised by ``build`` (a function of the plan)
+    stems: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def descendants(self, key: str) -> set[str]:
         children: dict[str, list[str]] = {}
