@@ -14,8 +14,8 @@ differs from the one ``state.PageState`` recorded (or its file did).
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
-import importlib.metadata
 import io
 import os
 import time
@@ -23,10 +23,9 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
-from PIL import Image
 
 import generator
 
@@ -43,6 +42,9 @@ from .plan import Node, Plan, Planner, key_fields
 from .render.base import Renderer, RenderTask
 from .specs import ImageSpec, Location
 from .state import PageState, PostCache, code_digest, digest
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 PREVIEW_MARKER = ".genimg-preview"
 
@@ -111,6 +113,8 @@ def load_site(root: Path, options: BuildOptions = BuildOptions()) -> LoadedSite:
 
 
 def _versions(preview: bool) -> dict[str, str]:
+    import importlib.metadata  # here: slow to import, and only a render needs it
+
     versions = {"genimg": generator.__version__}
     if not preview:
         for package in ("torch", "diffusers", "transformers", "gfpgan"):
@@ -195,8 +199,8 @@ def _verify_for_site(plan: Plan, cache: Cache, present: Mapping[str, Any],
     todo = []
     for key in dict.fromkeys(plan.shown_key.values()):
         brief = cache.brief(key)
-        if brief is not None and not all(f in present for f in _web_image(plan, key, brief)
-                                         .files()):
+        if brief is not None and not all(
+                f in present for f in _web_image(plan, key, brief).site_files):
             todo.append(key)
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
         list(pool.map(lambda key: _sound(cache, key, report), todo))
@@ -204,23 +208,22 @@ def _verify_for_site(plan: Plan, cache: Cache, present: Mapping[str, Any],
 
 
 def _web_image(plan: Plan, key: str, brief: Brief) -> WebImage:
-    """Name a picture after the generation it comes from (restores have no prompt)."""
-    return WebImage(key, _stem(plan, key), brief.width, brief.height)
+    """Name a picture after the generation it comes from (restores have no prompt).
 
-
-def _stem(plan: Plan, key: str) -> str:
-    """The file name of a picture without suffix, computed once per plan and key."""
-    stems = plan.stems
-    if key not in stems:
+    Memoised in the plan, so each build makes one WebImage per picture.
+    """
+    web = plan.webs.get(key)
+    if web is None or (web.width, web.height) != (brief.width, brief.height):
         origin = plan.nodes[key]
         while origin.spec.mode == "restore" and origin.parent:
             origin = plan.nodes[origin.parent]
         if origin.spec.mode == "restore":  # GFPGAN on a user file
             name = origin.file.stem if origin.file else "image"
-            stems[key] = stem_for(key, None, "", fallback=f"restored-{name}")
+            stem = stem_for(key, None, "", fallback=f"restored-{name}")
         else:
-            stems[key] = stem_for(key, origin.spec.seed, origin.spec.prompt)
-    return stems[key]
+            stem = stem_for(key, origin.spec.seed, origin.spec.prompt)
+        web = plan.webs[key] = WebImage(key, stem, brief.width, brief.height)
+    return web
 
 
 class _Renderers:
@@ -303,6 +306,8 @@ def _source_image(node: Node, cache: Cache) -> Image.Image | None:
         data = node.file.read_bytes()
     else:
         return None
+    from PIL import Image
+
     with Image.open(io.BytesIO(data)) as image:
         return image.convert("RGB")
 
@@ -379,7 +384,7 @@ class Figures(Mapping[Location, dict[str, Any]]):
             brief = cache.brief(key)
             if brief is None:
                 raise GenimgError(f"cache entry {key[:12]} vanished during the build")
-            web = self.webs.get(key) or self.webs.setdefault(key, _web_image(plan, key, brief))
+            web = self.webs[key] = _web_image(plan, key, brief)
             source_url = source_label = None
             if image.source:
                 if image.source in anchors:
@@ -558,50 +563,74 @@ def _remove_stale(out: Path, present: Mapping[str, os.DirEntry], folders: list[s
     return removed
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cycle collector. Reading the build state makes half a million objects,
+    and the collections they set off, each walking all of them, were a quarter of a
+    rebuild. Never around rendering, whose models and tensors must be freed as usual."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def build_site(root: Path, options: BuildOptions = BuildOptions(),
                progress: Progress | None = None,
                log: Callable[[str], None] = lambda message: None) -> BuildReport:
     """Build the blog at ``root`` into its output folder."""
     started = time.perf_counter()
     progress = progress or Progress()
-    site = load_site(root, options)
+    with _gc_paused():
+        site = load_site(root, options)
     config = site.config
     report = BuildReport(posts=len(site.posts), preview=options.preview)
     report.pictures = len(set(site.plan.shown_key.values()))
     cache = Cache(config.cache_dir)
     with cache.lock(wait=options.lock_wait):
-        # Nobody else writes here now: what a killed build left half-written goes.
-        cache.remove_temp_files()
-        present, folders = _walk(config.output_dir)
-        _verify_for_site(site.plan, cache, present, report)
-        misses = _needed(site.plan, cache, report)
+        with _gc_paused():
+            # Nobody else writes here now: what a killed build left half-written goes.
+            cache.remove_temp_files()
+            present, folders = _walk(config.output_dir)
+            _verify_for_site(site.plan, cache, present, report)
+            misses = _needed(site.plan, cache, report)
         for key in report.repaired:
             log(f"cache entry {key[:12]} was corrupt; rendering it again")
         if misses and options.frozen:
             raise frozen_error(site.plan, misses)
         if misses:
             report.rendered = render_misses(site, cache, misses, options, progress)
-        site.resolver.save()
-        figures = Figures(site, cache, options.preview)
-        writer = ImageWriter(cache, config.output_dir, present)
-        report.files_written += writer.write(figures.webs.values())
-        page_state = PageState(config.cache_dir, "pages")
-        pages, kept, inputs = _render_pages(site, figures, options.preview, present, page_state)
-        files: dict[str, bytes | Path] = dict(pages)
-        files.update(static_files(config))
-        files.update(figures.sources)
-        web_files = {rel for web in figures.webs.values() for rel in web.files()}
-        if options.preview:
-            files[PREVIEW_MARKER] = b"This site was built with --preview: do not publish.\n"
-        written, removed = _write_site(config.output_dir, files, web_files | kept, present,
-                                       folders)
-        report.files_written += written
-        report.files_removed = removed
-        for path, (page_digest, reads) in inputs.items():
-            if page_digest is not None:
-                page_state.record(path, page_digest, reads, os.stat(config.output_dir / path))
-        page_state.save()
-        site.post_cache.save()
-        cache.save_index()
+        with _gc_paused():
+            _write_everything(site, cache, options, present, folders, report)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _write_everything(site: LoadedSite, cache: Cache, options: BuildOptions,
+                      present: dict[str, os.DirEntry], folders: list[str],
+                      report: BuildReport) -> None:
+    """Web images, pages, static files into the site; then save the build state."""
+    config = site.config
+    site.resolver.save()
+    figures = Figures(site, cache, options.preview)
+    writer = ImageWriter(cache, config.output_dir, present)
+    report.files_written += writer.write(figures.webs.values())
+    page_state = PageState(config.cache_dir, "pages")
+    pages, kept, inputs = _render_pages(site, figures, options.preview, present, page_state)
+    files: dict[str, bytes | Path] = dict(pages)
+    files.update(static_files(config))
+    files.update(figures.sources)
+    web_files = {rel for web in figures.webs.values() for rel in web.site_files}
+    if options.preview:
+        files[PREVIEW_MARKER] = b"This site was built with --preview: do not publish.\n"
+    written, removed = _write_site(config.output_dir, files, web_files | kept, present, folders)
+    report.files_written += written
+    report.files_removed = removed
+    for path, (page_digest, reads) in inputs.items():
+        if page_digest is not None:
+            page_state.record(path, page_digest, reads, os.stat(config.output_dir / path))
+    page_state.save()
+    site.post_cache.save()
+    cache.save_index()

@@ -61,6 +61,7 @@ class Cache:
     def __init__(self, cache_dir: Path):
         self.dir = cache_dir
         self.objects = cache_dir / "objects"
+        self._objects = str(self.objects)
         self._briefs: dict[str, Brief | None] = {}  # looked up by this instance
         self._checked: set[str] = set()  # PNG hash verified by this instance
         self._index: dict[str, list] | None = None  # key -> [sidecar stamp (3), Brief (4)]
@@ -99,23 +100,23 @@ class Cache:
         """
         if key in self._briefs:
             return self._briefs[key]
-        png, side = self._paths(key)
+        base = f"{self._objects}/{key[:2]}/{key}"  # str, not Path: 10,000 keys per build
         try:
-            st = os.stat(side)
-            os.stat(png)
+            st = os.stat(base + ".json")
+            os.stat(base + ".png")
         except OSError:
-            brief = None
-            stamp = []
-        else:
-            stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
-            row = self._load_index().get(key)
-            brief = _brief_of(row) if isinstance(row, list) and row[:3] == stamp else None
-            if brief is None:
-                meta = self.meta(key)
-                brief = None if meta is None else Brief(
-                    meta["width"], meta["height"], meta["png_size"], _preview(meta))
+            self._briefs[key] = None
+            self._remember(key, [], None)
+            return None
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        row = self._load_index().get(key)
+        brief = _brief_of(row) if isinstance(row, list) and row[:3] == stamp else None
+        if brief is None:
+            meta = self.meta(key)
+            brief = None if meta is None else Brief(
+                meta["width"], meta["height"], meta["png_size"], _preview(meta))
+            self._remember(key, stamp, brief)
         self._briefs[key] = brief
-        self._remember(key, stamp, brief)
         return brief
 
     def _remember(self, key: str, stamp: list[int], brief: Brief | None) -> None:
@@ -260,7 +261,7 @@ def _preview(meta: dict[str, Any]) -> bool | None:
 
 def _brief_of(row: list) -> Brief | None:
     """The ``Brief`` in an index row, or None if the row is malformed."""
-    if (len(row) != 7 or any(type(v) is not int for v in row[3:6])
-            or not (row[6] is None or type(row[6]) is bool)):
+    if (len(row) != 7 or type(row[3]) is not int or type(row[4]) is not int
+            or type(row[5]) is not int or not (row[6] is None or type(row[6]) is bool)):
         return None
     return Brief(row[3], row[4], row[5], row[6])

@@ -13,14 +13,13 @@ cache entry the site.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-
-from PIL import Image
 
 from .atomic import write_atomic
 from .cache import Cache
@@ -52,6 +51,11 @@ class WebImage:
         widths = [w for w in THUMB_WIDTHS if w < self.width]
         return [*widths, min(self.width, THUMB_WIDTHS[-1])]
 
+    @functools.cached_property
+    def site_files(self) -> tuple[str, ...]:
+        """``files()``, computed once: a build asks for them three times per picture."""
+        return tuple(self.files())
+
     def thumb(self, width: int) -> str:
         return f"images/{self.stem}-{width}.webp"
 
@@ -70,6 +74,8 @@ def stem_for(key: str, seed: int | None, prompt: str, fallback: str = "image") -
 
 
 def _thumbnail_bytes(png: bytes, width: int) -> bytes:
+    from PIL import Image  # here: a build with every thumbnail in place needs no PIL
+
     with Image.open(io.BytesIO(png)) as image:
         image = image.convert("RGB")
         if image.width != width:
@@ -127,7 +133,7 @@ class ImageWriter:
     def write(self, images: Iterable[WebImage]) -> int:
         """Write what is missing; Pillow and hashlib release the GIL, so threads scale."""
         todo = [image for image in images
-                if not all(rel in self.present for rel in image.files())]
+                if not all(rel in self.present for rel in image.site_files)]
         workers = min(8, os.cpu_count() or 1)
         if len(todo) < 4 or workers == 1:
             return sum(self._write_one(image) for image in todo)

@@ -229,11 +229,12 @@ class PageRenderer:
         by_slug: dict[str, list[Post]] = {}
         names: dict[str, str] = {}
         for post in posts:
+            spellings: dict[str, str] = {}  # each slug once per post, first spelling
             for tag in post.tags:
-                slug = slugify(tag)
+                spellings.setdefault(slugify(tag), tag)
+            for slug, tag in spellings.items():
                 names.setdefault(slug, tag)
-                if post not in by_slug.setdefault(slug, []):
-                    by_slug[slug].append(post)
+                by_slug.setdefault(slug, []).append(post)
         return sorted((Tag(names[s], s, tuple(p)) for s, p in by_slug.items()),
                       key=lambda t: (-len(t.posts), t.name))
 

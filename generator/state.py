@@ -1,10 +1,11 @@
 """Machine-local build state in ``<cache>/state/``: what earlier builds learnt, so a
 build redoes only what changed (issue 8: a no-change rebuild of 1000 posts in < 1 s).
 
-- ``posts.json``: each post as parsed, keyed by the SHA-256 of its file, so an
-  unchanged post is not parsed again (Markdown and gallery YAML were most of a build).
-  Content hashes, not mtimes: reading a thousand small files costs milliseconds, and
-  an edit can never hide behind a coarse or restored mtime.
+- ``posts/<hash of the post's path>.json``: the post as parsed, with the SHA-256 of
+  its file, so an unchanged post is not parsed again (Markdown and gallery YAML were
+  most of a build). Content hashes, not mtimes: reading a thousand small files costs
+  milliseconds, and an edit can never hide behind a coarse or restored mtime. One file
+  per post, so an edit rewrites one small file, not the state of the whole blog.
 - ``pages.json``: for each page written, a digest of what it was rendered from and
   the size, mtime and inode it was written with; a page whose digest and file are
   unchanged is neither rendered nor compared.
@@ -16,6 +17,7 @@ other code (``code_digest`` covers genimg's own source).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -35,9 +37,10 @@ from .content import MARKDOWN_EXTENSIONS, Post, load_post
 from .specs import Gallery, ImageSpec, Location
 
 STATE_DIR = "state"
-#: ImageSpec fields stored positionally in ``posts.json`` (location and key_lines apart).
-_SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(ImageSpec)
-                     if f.name not in ("location", "key_lines"))
+#: ImageSpec fields stored positionally in ``posts.json``: all but the last two (location
+#: and key_lines), in their order (a change of fields changes ``code_digest``).
+_SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(ImageSpec))[:-2]
+assert tuple(f.name for f in dataclasses.fields(ImageSpec))[-2:] == ("location", "key_lines")
 
 
 def digest(*parts: Any) -> str:
@@ -102,16 +105,27 @@ def post_from_record(path: Path, file: str, record: Mapping[str, Any]) -> Post:
     """The Post that ``post_record`` described; raises (Key/Type/Value)Error if damaged."""
     galleries = []
     for columns, caption, line, rows in record["galleries"]:
-        images = tuple(
-            ImageSpec(**dict(zip(_SPEC_FIELDS, row[:-2], strict=True)),
-                      location=Location(file, row[-2]),
-                      key_lines=tuple((key, at) for key, at in row[-1]))
-            for row in rows)
+        images = tuple(_spec(row, file) for row in rows)
         galleries.append(Gallery(images, columns, caption, Location(file, line)))
     return Post(source=path, title=record["title"], date=dt.date.fromisoformat(record["date"]),
                 slug=record["slug"], tags=tuple(record["tags"]), draft=record["draft"],
                 summary=record["summary"], html=record["html"], galleries=galleries,
                 extra=record["extra"])
+
+
+def _spec(row: list, file: str) -> ImageSpec:
+    """An ImageSpec from a ``posts.json`` row, validated when it was parsed.
+
+    Filled in directly rather than through the frozen dataclass's ``__init__`` (twenty
+    ``object.__setattr__`` calls): ten thousand of them were a tenth of a rebuild.
+    """
+    if len(row) != len(_SPEC_FIELDS) + 2:
+        raise ValueError("damaged image row")
+    spec = object.__new__(ImageSpec)
+    spec.__dict__.update(zip(_SPEC_FIELDS, row, strict=False))  # the last two: below
+    spec.__dict__["location"] = Location(file, row[-2])
+    spec.__dict__["key_lines"] = tuple(map(tuple, row[-1]))
+    return spec
 
 
 def _json_safe(record: Mapping[str, Any]) -> bool:
@@ -127,12 +141,15 @@ class PostCache:
     """Parsed posts by file content; ``digests`` names each loaded post's data."""
 
     def __init__(self, cache_dir: Path, defaults: Mapping[str, Any]):
-        self.path = cache_dir / STATE_DIR / "posts.json"
+        self.folder = cache_dir / STATE_DIR / "posts"
         self.defaults = defaults
         self.context = digest("posts", code_digest(), MARKDOWN_EXTENSIONS, dict(defaults))
-        self._old = read_state(self.path, self.context)
-        self._new: dict[str, list] = {}
+        self._used: set[str] = set()  # state file names of the posts loaded
+        self._new: dict[str, dict[str, Any]] = {}  # state file name -> entry to write
         self.digests: dict[Path, str] = {}  # post file -> digest of its parsed data
+
+    def _file(self, file: str) -> str:
+        return hashlib.sha256(file.encode("utf-8", "surrogatepass")).hexdigest()[:32] + ".json"
 
     def load(self, path: Path, file: str) -> Post:
         """``load_post``, unless the file is byte-for-byte the one parsed last time."""
@@ -140,28 +157,36 @@ class PostCache:
             source_sha = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError:
             source_sha = None  # load_post raises the error that names the file
-        entry = self._old.get(file)
-        if source_sha and isinstance(entry, list) and len(entry) == 3 and entry[0] == source_sha:
+        name = self._file(file)
+        self._used.add(name)
+        entry = read_state(self.folder / name, self.context)
+        if source_sha and entry.get("file") == file and entry.get("sha256") == source_sha:
             try:
-                post = post_from_record(path, file, entry[2])
+                post = post_from_record(path, file, entry["post"])
             except (KeyError, TypeError, ValueError):
                 pass  # damaged: parse again
             else:
-                self._new[file] = entry
-                self.digests[path] = entry[1]
+                self.digests[path] = entry["digest"]
                 return post
         post = load_post(path, self.defaults, file)
         record = post_record(post)
         self.digests[path] = record_digest = digest(record)
         if source_sha and _json_safe(record):
-            self._new[file] = [source_sha, record_digest, record]
+            self._new[name] = {"file": file, "sha256": source_sha, "digest": record_digest,
+                               "post": record}
         return post
 
     def save(self) -> None:
-        """Write the posts seen by this build, if anything differs from the file."""
-        if self._new.keys() != self._old.keys() or any(
-                self._new[k] is not self._old.get(k) for k in self._new):
-            write_state(self.path, self.context, self._new)
+        """Write the posts parsed anew; remove the state of posts that are gone."""
+        for name, entry in self._new.items():
+            write_state(self.folder / name, self.context, entry)
+        self._new.clear()
+        with contextlib.suppress(OSError):
+            with os.scandir(self.folder) as listing:
+                stale = [e.path for e in listing
+                         if e.name.endswith(".json") and e.name not in self._used]
+            for path in stale:
+                os.unlink(path)
 
 
 # --------------------------------------------------------------------------- pages
