@@ -6,16 +6,20 @@ the cache folder too, so each is encoded once per key, ever.
 
 Site files and thumbnails are written without fsync: they are rebuilt from the
 cache, and fsyncing ten thousand files made a cold build several times slower.
-They are copies, not hard links, which would be faster: a file of ``site/`` that
-is edited in place (a PNG optimiser) must not change the cache, nor a damaged
-cache entry the site.
+A site thumbnail is a hard link to its ``derived/`` file (making a file costs far
+more than linking one on a busy disk); nothing writes into either in place, and
+both are only derivatives. The PNG is a copy: a file of ``site/`` edited in place
+(a PNG optimiser) must not change a cache entry, nor a damaged entry the site.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import io
 import os
+import threading
 from collections.abc import Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -86,6 +90,27 @@ def _thumbnail_bytes(png: bytes, width: int) -> bytes:
         return out.getvalue()
 
 
+def _share(src: Path, dest: Path) -> None:
+    """Make ``dest`` a hard link to ``src``, atomically; a copy where links cannot be."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # left by a killed build that had the same pid and thread id
+    try:
+        os.link(src, tmp)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            raise
+        write_atomic(dest, src.read_bytes(), durable=False)
+        return
+    try:
+        os.replace(tmp, dest)  # a link made at ``dest`` itself could not replace a file
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def _usable(path: Path) -> bool:
     """A derived file that is there and not empty (not fsynced: a power cut may empty it)."""
     try:
@@ -119,14 +144,11 @@ class ImageWriter:
             if image.thumb(width) in self.present:
                 continue
             derived = self.derived / f"{image.key}-{width}.webp"
-            if _usable(derived):
-                thumb = derived.read_bytes()
-            else:
+            if not _usable(derived):
                 if png is None:
                     png = self.cache.read_bytes(image.key)
-                thumb = _thumbnail_bytes(png, width)
-                write_atomic(derived, thumb, durable=False)
-            write_atomic(self.site / image.thumb(width), thumb, durable=False)
+                write_atomic(derived, _thumbnail_bytes(png, width), durable=False)
+            _share(derived, self.site / image.thumb(width))
             written += 1
         return written
 
