@@ -21,13 +21,18 @@ class DiskFull(GenimgError):
     """No space left (or quota exceeded) while writing: nothing half-written was kept."""
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
     """Write ``data`` to a temp file beside ``path``, fsync it, then rename over ``path``.
 
     A crash at any instant leaves ``path`` as it was or complete, and at worst a
     ``.*.tmp`` file (see ``TEMP_SUFFIX``); any error removes the temp file. The file
     gets the usual ``0o666 & ~umask`` mode, not ``mkstemp``'s private ``0o600``.
     A full disk raises ``DiskFull`` naming ``path``.
+
+    ``durable=False`` skips the fsync: the rename still makes the write atomic for a
+    killed process, only a power cut may lose it. For files that are rebuilt from the
+    cache anyway (``site/``, thumbnails, build state), where thousands of fsyncs made
+    a cold build several times slower.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,7 +47,8 @@ def write_atomic(path: Path, data: bytes) -> None:
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -63,14 +69,14 @@ def _raise_if_full(exc: OSError, path: Path) -> None:
         ) from None
 
 
-def write_if_changed(path: Path, data: bytes) -> bool:
+def write_if_changed(path: Path, data: bytes, durable: bool = True) -> bool:
     """Write atomically unless ``path`` already holds exactly ``data``; True if written."""
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
             return False
     except FileNotFoundError:
         pass
-    write_atomic(path, data)
+    write_atomic(path, data, durable)
     return True
 
 

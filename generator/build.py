@@ -4,36 +4,47 @@ Everything that can fail on bad input (posts, specs, models) is checked before t
 first byte is written, so an error leaves the cache and ``site/`` as they were.
 Each rendered picture is stored the moment it is done, so an interrupted build
 loses at most the picture in flight.
+
+A rebuild does only what changed: posts come from ``state.PostCache`` unless their
+file changed, cache entries are looked up by stat (``Cache.brief``), ``site/`` is
+walked once, and a page is rendered only if a digest of everything it was made from
+differs from the one ``state.PageState`` recorded (or its file did).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
+import gc
+import hashlib
 import io
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PIL import Image
+import jinja2
 
 import generator
 
 from .atomic import write_if_changed
-from .cache import Cache, CorruptEntry
+from .cache import Brief, Cache, CorruptEntry
 from .config import SiteConfig, load_config
 from .content import Post, load_posts
 from .errors import ErrorList, GenimgError
 from .images import ImageWriter, WebImage, stem_for
 from .metadata import format_infotext, png_bytes
 from .models import ModelResolver, model_missing_error
-from .pages import PageRenderer, static_files
+from .pages import Page, PageRenderer, shape, static_files, theme_dirs
 from .plan import Node, Plan, Planner, key_fields
 from .render.base import Renderer, RenderTask
 from .specs import ImageSpec, Location
+from .state import PageState, PostCache, code_digest, digest
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 PREVIEW_MARKER = ".genimg-preview"
 
@@ -80,21 +91,30 @@ class LoadedSite:
     plan: Plan
     resolver: ModelResolver
     images: list[ImageSpec]
+    post_cache: PostCache
 
 
 def load_site(root: Path, options: BuildOptions = BuildOptions()) -> LoadedSite:
-    """Read config and posts and plan every picture; raises GenimgError on bad input."""
+    """Read config and posts and plan every picture; raises GenimgError on bad input.
+
+    Posts unchanged since the last build come from its state; only ``build_site``
+    (holding the lock) saves what was parsed anew.
+    """
     config = load_config(root)
     if not config.posts_dir.is_dir():
         raise GenimgError(f"no posts folder: {config.posts_dir}", config.file or root)
-    posts = load_posts(config.posts_dir, config.root, config.defaults, drafts=options.drafts)
+    post_cache = PostCache(config.cache_dir, config.defaults)
+    posts = load_posts(config.posts_dir, config.root, config.defaults, drafts=options.drafts,
+                       loader=post_cache)
     resolver = ModelResolver(config, preview=options.preview)
     images = [image for post in posts for image in post.images]
     plan = Planner(config.root, resolver, resolver.hasher).plan(images)
-    return LoadedSite(config, posts, plan, resolver, images)
+    return LoadedSite(config, posts, plan, resolver, images, post_cache)
 
 
 def _versions(preview: bool) -> dict[str, str]:
+    import importlib.metadata  # here: slow to import, and only a render needs it
+
     versions = {"genimg": generator.__version__}
     if not preview:
         for package in ("torch", "diffusers", "transformers", "gfpgan"):
@@ -172,27 +192,38 @@ def _sound(cache: Cache, key: str, report: BuildReport) -> bool:
     return True
 
 
-def _verify_for_site(plan: Plan, cache: Cache, site: Path, report: BuildReport) -> None:
-    """Shown entries whose site files must be (re)written are verified before the copy."""
+def _verify_for_site(plan: Plan, cache: Cache, present: Mapping[str, Any],
+                     report: BuildReport) -> None:
+    """Shown entries whose site files must be (re)written are verified before the copy
+    (in threads: reading and hashing release the GIL)."""
+    todo = []
     for key in dict.fromkeys(plan.shown_key.values()):
-        meta = cache.meta(key)
-        if meta is not None:
-            web = _web_image(plan, key, meta)
-            if not all((site / f).exists() for f in web.files()):
-                _sound(cache, key, report)
+        brief = cache.brief(key)
+        if brief is not None and not all(
+                f in present for f in _web_image(plan, key, brief).site_files):
+            todo.append(key)
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        list(pool.map(lambda key: _sound(cache, key, report), todo))
+    report.repaired.sort()
 
 
-def _web_image(plan: Plan, key: str, meta: dict[str, Any]) -> WebImage:
-    """Name a picture after the generation it comes from (restores have no prompt)."""
-    origin = plan.nodes[key]
-    while origin.spec.mode == "restore" and origin.parent:
-        origin = plan.nodes[origin.parent]
-    if origin.spec.mode == "restore":  # GFPGAN on a user file
-        name = origin.file.stem if origin.file else "image"
-        stem = stem_for(key, None, "", fallback=f"restored-{name}")
-    else:
-        stem = stem_for(key, origin.spec.seed, origin.spec.prompt)
-    return WebImage(key, stem, int(meta["width"]), int(meta["height"]))
+def _web_image(plan: Plan, key: str, brief: Brief) -> WebImage:
+    """Name a picture after the generation it comes from (restores have no prompt).
+
+    Memoised in the plan, so each build makes one WebImage per picture.
+    """
+    web = plan.webs.get(key)
+    if web is None or (web.width, web.height) != (brief.width, brief.height):
+        origin = plan.nodes[key]
+        while origin.spec.mode == "restore" and origin.parent:
+            origin = plan.nodes[origin.parent]
+        if origin.spec.mode == "restore":  # GFPGAN on a user file
+            name = origin.file.stem if origin.file else "image"
+            stem = stem_for(key, None, "", fallback=f"restored-{name}")
+        else:
+            stem = stem_for(key, origin.spec.seed, origin.spec.prompt)
+        web = plan.webs[key] = WebImage(key, stem, brief.width, brief.height)
+    return web
 
 
 class _Renderers:
@@ -275,6 +306,8 @@ def _source_image(node: Node, cache: Cache) -> Image.Image | None:
         data = node.file.read_bytes()
     else:
         return None
+    from PIL import Image
+
     with Image.open(io.BytesIO(data)) as image:
         return image.convert("RGB")
 
@@ -327,87 +360,221 @@ def _task(node: Node, source: Image.Image | None) -> RenderTask:
     return RenderTask(node.key, node.spec, node.model, node.restorer, source)
 
 
-def _figures(site: LoadedSite, cache: Cache, preview: bool
-             ) -> tuple[dict[Location, dict[str, Any]], dict[str, WebImage], dict[str, Path]]:
-    """Template data for each image, the web images to write, user source files to copy."""
-    post_of = {str(p.source.relative_to(site.config.root)): p for p in site.posts}
-    plan = site.plan
-    webs: dict[str, WebImage] = {}
-    sources: dict[str, Path] = {}
-    anchors: dict[str, str] = {}  # image id -> "posts/slug/#img-…"
-    for image in site.images:
-        key = plan.shown_key[image.location]
-        if image.id:
-            post = post_of.get(image.location.file)
-            anchors[image.id] = f"{post.url if post else ''}#img-{key[:8]}"
-    figures: dict[Location, dict[str, Any]] = {}
-    for image in site.images:
-        key = plan.shown_key[image.location]
-        node = plan.nodes[key]
-        meta = cache.meta(key) or {}
-        web = webs.setdefault(key, _web_image(plan, key, meta))
-        source_url = source_label = None
-        if image.source:
-            if image.source in anchors:
-                source_url, source_label = anchors[image.source], image.source
-            else:
-                root_node = node if node.file else plan.nodes.get(node.parent or "", node)
-                if root_node.file is not None:
-                    digest = root_node.key[:8]
-                    name = f"images/source-{digest}-{root_node.file.name}"
-                    sources[name] = root_node.file
-                    source_url, source_label = name, root_node.file.name
-        widths = web.thumb_widths()
-        figures[image.location] = {
-            "key": key, "anchor": f"img-{key[:8]}", "full": web.full,
-            "thumbs": [(web.thumb(w), w) for w in widths], "src": web.thumb(widths[0]),
-            "width": web.width, "height": web.height,
-            "alt": image.alt or image.prompt or image.caption or "picture",
-            "caption": image.caption, "prompt": image.prompt,
-            "negative_prompt": image.negative_prompt, "seed": image.seed,
-            "sampler": image.sampler, "steps": image.steps, "cfg": f"{image.cfg:g}",
-            "model": image.model, "mode": image.mode,
-            "strength": f"{image.strength:g}" if image.mode == "img2img" else None,
-            "face_restored": image.restore_faces or image.mode == "restore",
-            "face_weight": f"{image.face_weight:g}",
-            "source_url": source_url, "source_label": source_label,
-            "preview": bool(meta.get("preview", preview)),
-        }
-    return figures, webs, sources
+class Figures(Mapping[Location, dict[str, Any]]):
+    """Template data for each image, made on first use (most pages are not rendered),
+    plus the web images to write and the user source files to copy."""
+
+    def __init__(self, site: LoadedSite, cache: Cache, preview: bool):
+        post_of = {str(p.source.relative_to(site.config.root)): p for p in site.posts}
+        plan = site.plan
+        self.webs: dict[str, WebImage] = {}
+        self.sources: dict[str, Path] = {}
+        anchors: dict[str, str] = {}  # image id -> "posts/slug/#img-…"
+        for image in site.images:
+            key = plan.shown_key[image.location]
+            if image.id:
+                post = post_of.get(image.location.file)
+                anchors[image.id] = f"{post.url if post else ''}#img-{key[:8]}"
+        #: location -> (image, key, web, source url, source label, preview): all a figure
+        #: is made from, so their digest stands for the figures of a post
+        self._inputs: dict[Location, tuple] = {}
+        for image in site.images:
+            key = plan.shown_key[image.location]
+            node = plan.nodes[key]
+            brief = cache.brief(key)
+            if brief is None:
+                raise GenimgError(f"cache entry {key[:12]} vanished during the build")
+            web = self.webs[key] = _web_image(plan, key, brief)
+            source_url = source_label = None
+            if image.source:
+                if image.source in anchors:
+                    source_url, source_label = anchors[image.source], image.source
+                else:
+                    root_node = node if node.file else plan.nodes.get(node.parent or "", node)
+                    if root_node.file is not None:
+                        digest8 = root_node.key[:8]
+                        name = f"images/source-{digest8}-{root_node.file.name}"
+                        self.sources[name] = root_node.file
+                        source_url, source_label = name, root_node.file.name
+            shown_preview = preview if brief.preview is None else brief.preview
+            self._inputs[image.location] = (image, key, web, source_url, source_label,
+                                            shown_preview)
+        self._made: dict[Location, dict[str, Any]] = {}
+
+    def __getitem__(self, location: Location) -> dict[str, Any]:
+        if location not in self._made:
+            self._made[location] = _figure(*self._inputs[location])
+        return self._made[location]
+
+    def __iter__(self) -> Iterator[Location]:
+        return iter(self._inputs)
+
+    def __len__(self) -> int:
+        return len(self._inputs)
+
+    def digest(self, post: Post) -> str:
+        """Digest of what the figures of ``post`` are made from (its specs aside)."""
+        return digest([(key, web.stem, web.width, web.height, url, label, preview)
+                       for _, key, web, url, label, preview
+                       in (self._inputs[image.location] for image in post.images)])
 
 
-def _write_site(out: Path, files: dict[str, bytes | Path], also_keep: set[str]
-                ) -> tuple[int, int]:
+def _figure(image: ImageSpec, key: str, web: WebImage, source_url: str | None,
+            source_label: str | None, preview: bool) -> dict[str, Any]:
+    """What the theme gets for one picture (see ``gallery.html``)."""
+    widths = web.thumb_widths()
+    return {
+        "key": key, "anchor": f"img-{key[:8]}", "full": web.full,
+        "thumbs": [(web.thumb(w), w) for w in widths], "src": web.thumb(widths[0]),
+        "width": web.width, "height": web.height,
+        "alt": image.alt or image.prompt or image.caption or "picture",
+        "caption": image.caption, "prompt": image.prompt,
+        "negative_prompt": image.negative_prompt, "seed": image.seed,
+        "sampler": image.sampler, "steps": image.steps, "cfg": f"{image.cfg:g}",
+        "model": image.model, "mode": image.mode,
+        "strength": f"{image.strength:g}" if image.mode == "img2img" else None,
+        "face_restored": image.restore_faces or image.mode == "restore",
+        "face_weight": f"{image.face_weight:g}",
+        "source_url": source_url, "source_label": source_label,
+        "preview": preview,
+    }
+
+
+def _walk(out: Path) -> tuple[dict[str, os.DirEntry], list[str]]:
+    """Every file below ``out`` (site path -> entry, not stat-ed) and every folder, in one
+    ``scandir`` walk that the image writer, page skipping and stale removal share."""
+    files: dict[str, os.DirEntry] = {}
+    folders: list[str] = []
+    stack = [("", str(out))]
+    while stack:
+        rel, path = stack.pop()
+        try:
+            listing = os.scandir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with listing:
+            for entry in listing:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(rel + entry.name)
+                    stack.append((rel + entry.name + "/", entry.path))
+                else:
+                    files[rel + entry.name] = entry
+    return files, folders
+
+
+def _pages_context(config: SiteConfig, preview: bool) -> str:
+    """Digest of what every page depends on: code, config, theme templates, mode."""
+    templates = []
+    for theme in theme_dirs(config):
+        folder = theme / "templates"
+        templates.append(str(folder))
+        for file in sorted(folder.rglob("*")):
+            if file.is_file():
+                templates.append((file.relative_to(folder).as_posix(),
+                                  hashlib.sha256(file.read_bytes()).hexdigest()))
+    return digest("pages", code_digest(), jinja2.__version__, repr(config), preview, templates)
+
+
+class _PageDigests:
+    """Digest of a page's inputs: its shape, and the data of each post it read."""
+
+    def __init__(self, posts: list[Post], post_cache: PostCache, figures: Figures,
+                 context: str):
+        self.context = context
+        self.posts = {post.url: post for post in posts}
+        self._post_cache = post_cache
+        self._figures = figures
+        self._of_post: dict[str, str] = {}
+        self._shapes: dict[int, Any] = {}
+
+    def post(self, url: str) -> str | None:
+        if url not in self._of_post:
+            post = self.posts.get(url)
+            if post is None:
+                return None
+            self._of_post[url] = digest(self._post_cache.digests.get(post.source),
+                                        str(post.source), self._figures.digest(post))
+        return self._of_post[url]
+
+    def page(self, page: Page, reads: list[str]) -> str | None:
+        """None when it cannot be told (a post is gone, a context value is opaque)."""
+        posts = [self.post(url) for url in reads]
+        if None in posts:
+            return None
+        try:
+            context = shape(page.context, self._shapes)
+        except TypeError:
+            return None
+        return digest(self.context, page.path, page.template, context, sorted(page.lazy),
+                      reads, posts)
+
+
+def _render_pages(site: LoadedSite, figures: Figures, preview: bool,
+                  present: Mapping[str, os.DirEntry], page_state: PageState
+                  ) -> tuple[dict[str, bytes], set[str], dict[str, tuple[str | None, list[str]]]]:
+    """Render the pages that changed: (path -> bytes, paths kept as they are, and
+    path -> (digest, posts read) of each page rendered, to record once written)."""
+    config = site.config
+    renderer = PageRenderer(config, figures, preview=preview)
+    digests = _PageDigests(site.posts, site.post_cache, figures, _pages_context(config, preview))
+    rendered: dict[str, bytes] = {}
+    kept: set[str] = set()
+    inputs: dict[str, tuple[str | None, list[str]]] = {}
+    for page in renderer.pages(site.posts):
+        if page_state.unchanged(page.path, lambda reads, p=page: digests.page(p, reads),
+                                present.get(page.path)):
+            kept.add(page.path)
+            continue
+        rendered[page.path], reads = renderer.render(page)
+        inputs[page.path] = (digests.page(page, reads), reads)
+    return rendered, kept, inputs
+
+
+def _write_site(out: Path, files: dict[str, bytes | Path], also_keep: set[str],
+                present: Mapping[str, os.DirEntry], folders: list[str]) -> tuple[int, int]:
     """Write changed files, delete files no longer produced; returns (written, removed)."""
     written = 0
     for rel, data in files.items():
         dest = out / rel
         if isinstance(data, Path):
             try:
-                same = dest.stat().st_size == data.stat().st_size
+                entry = present.get(rel)
+                same = entry is not None and entry.stat().st_size == data.stat().st_size
             except FileNotFoundError:
                 same = False
             if same:
                 continue
             data = data.read_bytes()
-        written += write_if_changed(dest, data)
-    return written, _remove_stale(out, set(files) | also_keep)
+        written += write_if_changed(dest, data, durable=False)
+    return written, _remove_stale(out, present, folders, set(files) | also_keep)
 
 
-def _remove_stale(out: Path, keep: set[str]) -> int:
+def _remove_stale(out: Path, present: Mapping[str, os.DirEntry], folders: list[str],
+                  keep: set[str]) -> int:
     removed = 0
-    if not out.is_dir():
-        return 0
-    for dirpath, dirnames, filenames in os.walk(out, topdown=False):
-        for name in filenames:
-            path = Path(dirpath) / name
-            if path.relative_to(out).as_posix() not in keep:
-                path.unlink()
+    for rel, entry in present.items():
+        if rel not in keep:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
                 removed += 1
-        for name in dirnames:
-            with contextlib.suppress(OSError):
-                (Path(dirpath) / name).rmdir()  # only if empty
+    for rel in sorted(folders, key=lambda f: f.count("/"), reverse=True):
+        with contextlib.suppress(OSError):
+            (out / rel).rmdir()  # only if empty
     return removed
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cycle collector. Reading the build state makes half a million objects,
+    and the collections they set off, each walking all of them, were a quarter of a
+    rebuild. Never around rendering, whose models and tensors must be freed as usual."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def build_site(root: Path, options: BuildOptions = BuildOptions(),
@@ -416,35 +583,54 @@ def build_site(root: Path, options: BuildOptions = BuildOptions(),
     """Build the blog at ``root`` into its output folder."""
     started = time.perf_counter()
     progress = progress or Progress()
-    site = load_site(root, options)
+    with _gc_paused():
+        site = load_site(root, options)
     config = site.config
     report = BuildReport(posts=len(site.posts), preview=options.preview)
     report.pictures = len(set(site.plan.shown_key.values()))
     cache = Cache(config.cache_dir)
     with cache.lock(wait=options.lock_wait):
-        # Nobody else writes here now: what a killed build left half-written goes.
-        cache.remove_temp_files()
-        _verify_for_site(site.plan, cache, config.output_dir, report)
-        misses = _needed(site.plan, cache, report)
+        with _gc_paused():
+            # Nobody else writes here now: what a killed build left half-written goes.
+            cache.remove_temp_files()
+            present, folders = _walk(config.output_dir)
+            _verify_for_site(site.plan, cache, present, report)
+            misses = _needed(site.plan, cache, report)
         for key in report.repaired:
             log(f"cache entry {key[:12]} was corrupt; rendering it again")
         if misses and options.frozen:
             raise frozen_error(site.plan, misses)
         if misses:
             report.rendered = render_misses(site, cache, misses, options, progress)
-        site.resolver.save()
-        figures, webs, sources = _figures(site, cache, options.preview)
-        writer = ImageWriter(cache, config.output_dir)
-        report.files_written += writer.write(webs.values())
-        renderer = PageRenderer(config, figures, preview=options.preview)
-        files: dict[str, bytes | Path] = dict(renderer.render_all(site.posts))
-        files.update(static_files(config))
-        files.update(sources)
-        web_files = {rel for web in webs.values() for rel in web.files()}
-        if options.preview:
-            files[PREVIEW_MARKER] = b"This site was built with --preview: do not publish.\n"
-        written, removed = _write_site(config.output_dir, files, web_files)
-        report.files_written += written
-        report.files_removed = removed
+        with _gc_paused():
+            _write_everything(site, cache, options, present, folders, report)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _write_everything(site: LoadedSite, cache: Cache, options: BuildOptions,
+                      present: dict[str, os.DirEntry], folders: list[str],
+                      report: BuildReport) -> None:
+    """Web images, pages, static files into the site; then save the build state."""
+    config = site.config
+    site.resolver.save()
+    figures = Figures(site, cache, options.preview)
+    writer = ImageWriter(cache, config.output_dir, present)
+    report.files_written += writer.write(figures.webs.values())
+    page_state = PageState(config.cache_dir, "pages")
+    pages, kept, inputs = _render_pages(site, figures, options.preview, present, page_state)
+    files: dict[str, bytes | Path] = dict(pages)
+    files.update(static_files(config))
+    files.update(figures.sources)
+    web_files = {rel for web in figures.webs.values() for rel in web.site_files}
+    if options.preview:
+        files[PREVIEW_MARKER] = b"This site was built with --preview: do not publish.\n"
+    written, removed = _write_site(config.output_dir, files, web_files | kept, present, folders)
+    report.files_written += written
+    report.files_removed = removed
+    for path, (page_digest, reads) in inputs.items():
+        if page_digest is not None:
+            page_state.record(path, page_digest, reads, os.stat(config.output_dir / path))
+    page_state.save()
+    site.post_cache.save()
+    cache.save_index()

@@ -34,6 +34,20 @@ class CorruptEntry(GenimgError):
     """A cache entry whose bytes no longer match its recorded hash."""
 
 
+#: Machine-local index of sidecars (see the module docstring); never part of an entry.
+INDEX_NAME = "state/entries.json"
+
+
+@dataclass(frozen=True)
+class Brief:
+    """What a build needs of an entry: its size and whether it is a preview picture."""
+
+    width: int
+    height: int
+    png_size: int
+    preview: bool | None  # None: the sidecar does not say
+
+
 @dataclass(frozen=True)
 class Entry:
     key: str
@@ -47,6 +61,11 @@ class Cache:
     def __init__(self, cache_dir: Path):
         self.dir = cache_dir
         self.objects = cache_dir / "objects"
+        self._objects = str(self.objects)
+        self._briefs: dict[str, Brief | None] = {}  # looked up by this instance
+        self._checked: set[str] = set()  # PNG hash verified by this instance
+        self._index: dict[str, list] | None = None  # key -> [sidecar stamp (3), Brief (4)]
+        self._index_dirty = False
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         folder = self.objects / key[:2]
@@ -70,7 +89,61 @@ class Cache:
         return meta
 
     def has(self, key: str) -> bool:
-        return self.meta(key) is not None
+        return self.brief(key) is not None
+
+    def brief(self, key: str) -> Brief | None:
+        """``Brief`` of an entry, or None if ``meta`` would say there is none.
+
+        Looked up once per key and instance (a build holds the lock: nothing else
+        changes entries meanwhile); the sidecar is parsed only when its stat differs
+        from the one in the index.
+        """
+        if key in self._briefs:
+            return self._briefs[key]
+        base = f"{self._objects}/{key[:2]}/{key}"  # str, not Path: 10,000 keys per build
+        try:
+            st = os.stat(base + ".json")
+            os.stat(base + ".png")
+        except OSError:
+            self._briefs[key] = None
+            self._remember(key, [], None)
+            return None
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        row = self._load_index().get(key)
+        brief = _brief_of(row) if isinstance(row, list) and row[:3] == stamp else None
+        if brief is None:
+            meta = self.meta(key)
+            brief = None if meta is None else Brief(
+                meta["width"], meta["height"], meta["png_size"], _preview(meta))
+            self._remember(key, stamp, brief)
+        self._briefs[key] = brief
+        return brief
+
+    def _remember(self, key: str, stamp: list[int], brief: Brief | None) -> None:
+        index = self._load_index()
+        row = [*stamp, brief.width, brief.height, brief.png_size, brief.preview] if brief else None
+        if index.get(key) != row:
+            if row is None:
+                index.pop(key, None)
+            else:
+                index[key] = row
+            self._index_dirty = True
+
+    def _load_index(self) -> dict[str, list]:
+        if self._index is None:
+            try:
+                data = json.loads((self.dir / INDEX_NAME).read_bytes())
+            except (OSError, ValueError):  # none yet, or damaged: parse the sidecars again
+                data = None
+            self._index = data if isinstance(data, dict) else {}
+        return self._index
+
+    def save_index(self) -> None:
+        """Persist what ``brief`` learnt (call while holding ``lock()``)."""
+        if self._index_dirty and self._index is not None:
+            data = json.dumps(self._index, separators=(",", ":")).encode()
+            write_atomic(self.dir / INDEX_NAME, data, durable=False)
+            self._index_dirty = False
 
     def get(self, key: str) -> Entry:
         """A verified entry; raises CorruptEntry if the PNG does not match its hash."""
@@ -79,7 +152,14 @@ class Cache:
         return Entry(key, png, meta)
 
     def read_bytes(self, key: str) -> bytes:
-        """The PNG bytes of an entry, verified in the same read."""
+        """The PNG bytes of an entry, verified in the same read.
+
+        An entry this instance has verified already is not hashed again: the build
+        that holds the lock is the only writer, so it cannot have changed meanwhile.
+        """
+        if key in self._checked:
+            with contextlib.suppress(OSError):
+                return self._paths(key)[0].read_bytes()
         return self._verified(key)[1]
 
     def _verified(self, key: str) -> tuple[dict[str, Any], bytes]:
@@ -94,6 +174,7 @@ class Cache:
                                png) from None
         if hashlib.sha256(data).hexdigest() != meta["png_sha256"]:
             raise CorruptEntry(f"cache entry {key[:12]} is corrupt (hash mismatch)", png)
+        self._checked.add(key)
         return meta, data
 
     def put(self, key: str, png_data: bytes, meta: dict[str, Any]) -> Entry:
@@ -115,6 +196,12 @@ class Cache:
                 "is intact. Free some space and build again",
                 png,
             ) from None
+        self._checked.add(key)
+        brief = Brief(int(record["width"]), int(record["height"]), len(png_data),
+                      _preview(record))
+        self._briefs[key] = brief
+        st = os.stat(side)
+        self._remember(key, [st.st_size, st.st_mtime_ns, st.st_ino], brief)
         return Entry(key, png, record)
 
     def discard(self, key: str) -> None:
@@ -123,6 +210,9 @@ class Cache:
         for path in (side, png):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+        self._briefs[key] = None
+        self._checked.discard(key)
+        self._remember(key, [], None)
 
     def keys(self) -> Iterator[str]:
         """Keys of the entries whose sidecar is there (``has()`` tells if complete)."""
@@ -162,3 +252,16 @@ class Cache:
             yield
         finally:
             os.close(fd)  # closing drops the flock
+
+
+def _preview(meta: dict[str, Any]) -> bool | None:
+    value = meta.get("preview")
+    return None if value is None else bool(value)
+
+
+def _brief_of(row: list) -> Brief | None:
+    """The ``Brief`` in an index row, or None if the row is malformed."""
+    if (len(row) != 7 or type(row[3]) is not int or type(row[4]) is not int
+            or type(row[5]) is not int or not (row[6] is None or type(row[6]) is bool)):
+        return None
+    return Brief(row[3], row[4], row[5], row[6])

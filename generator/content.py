@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import markdown
 from markdown.extensions import Extension
@@ -33,6 +33,7 @@ from .specs import (
 from .yamlio import LineDict, LineList, load_yaml, read_text_file
 
 FRONT_MATTER_KEYS = ("title", "date", "tags", "draft", "slug", "summary", "extra")
+MARKDOWN_EXTENSIONS = ("fenced_code", "tables", "footnotes", "attr_list", "toc", "sane_lists")
 GALLERY_PLACEHOLDER = "<!--genimg-gallery:{}-->"
 _FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})[ \t]*gallery[ \t]*$")
 _ANY_FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})")
@@ -314,8 +315,7 @@ def load_post(path: Path, defaults: Mapping[str, Any], display_path: str | None 
                           file, line_of("extra"))
 
     ext = GalleryExtension(file, body_line, defaults)
-    md = markdown.Markdown(extensions=[ext, "fenced_code", "tables", "footnotes", "attr_list",
-                                       "toc", "sane_lists"], output_format="html")
+    md = markdown.Markdown(extensions=[ext, *MARKDOWN_EXTENSIONS], output_format="html")
     try:
         html = md.convert(body)
     except RecursionError:
@@ -340,9 +340,18 @@ def find_posts(posts_dir: Path) -> list[Path]:
     return sorted(p for p in posts_dir.rglob("*.md") if not p.name.startswith((".", "_")))
 
 
+class PostLoader(Protocol):
+    """Something that loads a post like ``load_post`` does (``state.PostCache``)."""
+
+    def load(self, path: Path, file: str) -> Post: ...
+
+
 def load_posts(posts_dir: Path, root: Path, defaults: Mapping[str, Any],
-               drafts: bool = False) -> list[Post]:
-    """Every post, newest first; all errors of all posts reported together."""
+               drafts: bool = False, loader: PostLoader | None = None) -> list[Post]:
+    """Every post, newest first; all errors of all posts reported together.
+
+    ``loader`` (a cache of parsed posts) replaces ``load_post(path, defaults, …)``.
+    """
     posts: list[Post] = []
     errors: list[GenimgError] = []
     shown: dict[Path, str] = {}
@@ -353,7 +362,8 @@ def load_posts(posts_dir: Path, root: Path, defaults: Mapping[str, Any],
             display = str(path)
         shown[path] = display
         try:
-            post = load_post(path, defaults, display)
+            post = (loader.load(path, display) if loader is not None
+                    else load_post(path, defaults, display))
         except ErrorList as exc:
             errors.extend(exc.errors)
             continue

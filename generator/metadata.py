@@ -7,9 +7,10 @@ import io
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PIL import Image, PngImagePlugin
+if TYPE_CHECKING:
+    from PIL import Image
 
 from .errors import GenimgError
 
@@ -60,6 +61,8 @@ def parse_infotext(text: str) -> dict[str, str]:
 
 def png_bytes(image: Image.Image, infotext: str) -> bytes:
     """Encode ``image`` as PNG with the infotext in its ``parameters`` chunk."""
+    from PIL import PngImagePlugin  # here: a build from the cache needs no PIL
+
     info = PngImagePlugin.PngInfo()
     info.add_itxt("parameters", infotext)
     buffer = io.BytesIO()
@@ -69,6 +72,8 @@ def png_bytes(image: Image.Image, infotext: str) -> bytes:
 
 def read_infotext(path: Path) -> str:
     """The ``parameters`` text of a PNG, as A1111's PNG Info shows it."""
+    from PIL import Image
+
     try:
         with Image.open(path) as image:
             text = image.info.get("parameters")

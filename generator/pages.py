@@ -5,13 +5,21 @@ default theme shipped with genimg, so a user overrides any single file by name; 
 user template may still extend the original as ``default/<name>``.
 All URLs go through ``url()`` and are absolute paths (``/blog/static/style.css``), so a
 site under a sub-path works, and so does the 404 page that GitHub Pages serves at any depth.
+
+Pages are listed first (``pages``) and rendered one by one (``render``), so a build can
+skip those whose inputs are unchanged. What a page was made from is its template and
+context, whose shape (``shape``) names posts only by URL, plus the posts it read: the
+environment records every post a template touches (``post.title``, ``post['title']``,
+``map(attribute=…)``, ``figures_of``), so a page that lists a tag's posts depends on
+the ones it listed, and a page that never looks at a post does not depend on it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from dataclasses import dataclass
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -65,6 +73,80 @@ class Tag:
         return f"tags/{self.slug}/"
 
 
+@dataclass
+class Page:
+    """One page of the site, not rendered yet."""
+
+    path: str  # site path, e.g. ``posts/slug/index.html``
+    template: str
+    context: dict[str, Any]
+    #: context values made only when rendering: a post's gallery rows are the costly part
+    lazy: dict[str, Callable[[], Any]] = field(default_factory=dict)
+
+    def posts(self) -> list[Post]:
+        """The posts handed to the template itself (not via a tag or a year): these
+        are inputs of the page even if the template only prints them whole."""
+        found: list[Post] = []
+        for value in self.context.values():
+            if isinstance(value, Post):
+                found.append(value)
+            elif isinstance(value, list | tuple):
+                found.extend(v for v in value if isinstance(v, Post))
+        return found
+
+
+def shape(value: Any, memo: dict[int, Any] | None = None) -> Any:
+    """JSON data for a context value, naming each post by its URL only (what a post
+    holds is digested separately, for the posts a page reads). Lists and tags are
+    memoised by identity: every index page shares the one list of tags.
+
+    Raises TypeError for a value it cannot describe (the page is then always rendered).
+    """
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, Post):
+        return "post:" + value.url
+    memo = {} if memo is None else memo
+    if id(value) in memo:
+        return memo[id(value)][1]
+    if isinstance(value, Tag):
+        result: Any = ["tag", value.name, value.slug, shape(value.posts, memo)]
+    elif isinstance(value, list | tuple):
+        result = [shape(v, memo) for v in value]
+    elif isinstance(value, Mapping):
+        result = {str(k): shape(v, memo) for k, v in value.items()}
+    elif isinstance(value, dt.date):
+        result = value.isoformat()
+    elif callable(value):
+        result = "function:" + getattr(value, "__qualname__", type(value).__name__)
+    else:
+        raise TypeError(f"cannot describe {type(value).__name__} in a page context")
+    memo[id(value)] = (value, result)  # keeps value alive, so its id stays its own
+    return result
+
+
+class _Environment(jinja2.Environment):
+    """Jinja2 environment that records which posts a template reads (see module doc)."""
+
+    reads: set[str] | None = None  # URLs of posts read while rendering a page
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if self.reads is not None and isinstance(obj, Post):
+            self.reads.add(obj.url)
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if self.reads is not None and isinstance(obj, Post):
+            self.reads.add(obj.url)
+        return super().getitem(obj, argument)
+
+
+@jinja2.pass_environment
+def _attr(environment: jinja2.Environment, obj: Any, name: str) -> Any:
+    """The ``attr`` filter, through ``environment.getattr`` so that reads are recorded."""
+    return environment.getattr(obj, name)
+
+
 class PageRenderer:
     """Renders pages to bytes; knows nothing of caches or models."""
 
@@ -83,7 +165,7 @@ class PageRenderer:
             jinja2.PrefixLoader(
                 {"default": jinja2.FileSystemLoader(str(default_theme_dir() / "templates"))}),
         ])
-        self.env = jinja2.Environment(
+        self.env = _Environment(
             loader=loader,
             autoescape=jinja2.select_autoescape(["html", "xml"], default_for_string=True),
             trim_blocks=True,
@@ -97,6 +179,7 @@ class PageRenderer:
             figures_of=self.figures_of, page_url=None,
         )
         self.env.filters["isodate"] = _isodate
+        self.env.filters["attr"] = _attr
 
     def url(self, path: str = "") -> str:
         """Site path -> absolute URL path under ``base_url``, percent-encoded."""
@@ -113,8 +196,13 @@ class PageRenderer:
     def tag_url(tag: str) -> str:
         return f"tags/{slugify(str(tag))}/"
 
+    def _read(self, post: Post) -> None:
+        if self.env.reads is not None:
+            self.env.reads.add(post.url)
+
     def figures_of(self, post: Post) -> list[list[Mapping[str, Any]]]:
         """A post's pictures as template data, one list per gallery (for index covers)."""
+        self._read(post)
         return [[self.figures[image.location] for image in gallery.images]
                 for gallery in post.galleries]
 
@@ -126,6 +214,7 @@ class PageRenderer:
 
         ``absolute`` gives full URLs, for feed readers that show the content off-site.
         """
+        self._read(post)
         html = post.html
         template = self.env.get_template("gallery.html")
         link = self.abs_url if absolute else self.url
@@ -140,19 +229,20 @@ class PageRenderer:
         by_slug: dict[str, list[Post]] = {}
         names: dict[str, str] = {}
         for post in posts:
+            spellings: dict[str, str] = {}  # each slug once per post, first spelling
             for tag in post.tags:
-                slug = slugify(tag)
+                spellings.setdefault(slugify(tag), tag)
+            for slug, tag in spellings.items():
                 names.setdefault(slug, tag)
-                if post not in by_slug.setdefault(slug, []):
-                    by_slug[slug].append(post)
+                by_slug.setdefault(slug, []).append(post)
         return sorted((Tag(names[s], s, tuple(p)) for s, p in by_slug.items()),
                       key=lambda t: (-len(t.posts), t.name))
 
-    def index_pages(self, posts: list[Post], tags: list[Tag]) -> dict[str, bytes]:
+    def index_pages(self, posts: list[Post], tags: list[Tag]) -> list[Page]:
         """``index.html``, ``page/2/index.html``, …: ``per_page`` summaries each."""
         per_page = self.config.per_page
         chunks = [posts[i:i + per_page] for i in range(0, len(posts), per_page)] or [[]]
-        pages: dict[str, bytes] = {}
+        pages = []
         for number, chunk in enumerate(chunks, start=1):
             page_url = "" if number == 1 else f"page/{number}/"
             pager = {
@@ -160,39 +250,60 @@ class PageRenderer:
                 "prev": None if number == 1 else ("" if number == 2 else f"page/{number - 1}/"),
                 "next": f"page/{number + 1}/" if number < len(chunks) else None,
             }
-            pages[page_url + "index.html"] = self._render(
-                "index.html", posts=chunk, pager=pager, tags=tags, page_url=page_url)
+            pages.append(Page(page_url + "index.html", "index.html",
+                              {"posts": chunk, "pager": pager, "tags": tags,
+                               "page_url": page_url}))
         return pages
 
-    def render_all(self, posts: list[Post]) -> dict[str, bytes]:
-        """Every page: site path -> bytes."""
+    def feed_content(self, post: Post) -> str:
+        """A post's body with full URLs, for feed readers that show it off-site."""
+        return self.post_html(post, absolute=True)
+
+    def pages(self, posts: list[Post]) -> list[Page]:
+        """Every page of the site, in the order ``render_all`` renders them."""
         tags = self.tags(posts)
         pages = self.index_pages(posts, tags)
         for i, post in enumerate(posts):
-            pages[post.url + "index.html"] = self._render(
-                "post.html", post=post, content=self.post_html(post), page_url=post.url,
-                newer=posts[i - 1] if i > 0 else None,
-                older=posts[i + 1] if i + 1 < len(posts) else None,
-            )
+            pages.append(Page(
+                post.url + "index.html", "post.html",
+                {"post": post, "page_url": post.url,
+                 "newer": posts[i - 1] if i > 0 else None,
+                 "older": posts[i + 1] if i + 1 < len(posts) else None},
+                lazy={"content": functools.partial(self.post_html, post)}))
         for tag in tags:
-            pages[tag.url + "index.html"] = self._render("tag.html", tag=tag, page_url=tag.url)
-        pages["tags/index.html"] = self._render("tags.html", tags=tags, page_url="tags/")
+            pages.append(Page(tag.url + "index.html", "tag.html",
+                              {"tag": tag, "page_url": tag.url}))
+        pages.append(Page("tags/index.html", "tags.html", {"tags": tags, "page_url": "tags/"}))
         years: dict[int, list[Post]] = {}
         for post in posts:
             years.setdefault(post.date.year, []).append(post)
-        pages["archive/index.html"] = self._render(
-            "archive.html", years=sorted(years.items(), reverse=True), page_url="archive/")
+        pages.append(Page("archive/index.html", "archive.html",
+                          {"years": sorted(years.items(), reverse=True), "page_url": "archive/"}))
         updated = max((p.date for p in posts), default=dt.date(2000, 1, 1))
-        pages["feed.xml"] = self._render(
-            "feed.xml", posts=posts[:FEED_ENTRIES], updated=updated,
-            content=lambda post: self.post_html(post, absolute=True))
-        listing = [p for p in pages if p.endswith("index.html") and not p.startswith("posts/")]
-        pages["sitemap.xml"] = self._render(
-            "sitemap.xml", posts=posts, updated=updated,
-            urls=[p.removesuffix("index.html") for p in listing])
-        pages["robots.txt"] = self._render("robots.txt")
-        pages["404.html"] = self._render("404.html")
+        pages.append(Page("feed.xml", "feed.xml", {
+            "posts": posts[:FEED_ENTRIES], "updated": updated, "content": self.feed_content}))
+        listing = [p.path for p in pages
+                   if p.path.endswith("index.html") and not p.path.startswith("posts/")]
+        pages.append(Page("sitemap.xml", "sitemap.xml", {
+            "posts": posts, "updated": updated,
+            "urls": [p.removesuffix("index.html") for p in listing]}))
+        pages.append(Page("robots.txt", "robots.txt", {}))
+        pages.append(Page("404.html", "404.html", {}))
         return pages
+
+    def render(self, page: Page) -> tuple[bytes, list[str]]:
+        """The page's bytes, and the URLs of the posts it read (its own included)."""
+        self.env.reads = reads = {post.url for post in page.posts()}
+        try:
+            lazy = {name: make() for name, make in page.lazy.items()}
+            data = self._render(page.template, **page.context, **lazy)
+        finally:
+            self.env.reads = None
+        return data, sorted(reads)
+
+    def render_all(self, posts: list[Post]) -> dict[str, bytes]:
+        """Every page: site path -> bytes."""
+        return {page.path: self.render(page)[0] for page in self.pages(posts)}
 
 
 def _isodate(value: dt.date) -> str:

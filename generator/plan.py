@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,13 @@ class Node:
     restorer: FaceRestorerRef | None = None
 
 
+#: ``json.dumps(sort_keys=True, ensure_ascii=False, separators=(",", ":"))``, made once
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def canonical_key(fields: dict[str, Any]) -> str:
     """SHA-256 of the canonical JSON of everything that changes the pixels."""
-    blob = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(fields).encode("utf-8")).hexdigest()
 
 
 def key_fields(spec: ImageSpec, model_fp: str | None, source: str | None,
@@ -65,6 +68,8 @@ class Plan:
     nodes: dict[str, Node]  # topological order: parents before children
     shown_key: dict[Location, str]  # image location -> key of the picture shown
     id_key: dict[str, str]  # image id -> key
+    #: key -> its files in the site (``images.WebImage``), memoised by ``build``
+    webs: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def descendants(self, key: str) -> set[str]:
         children: dict[str, list[str]] = {}
@@ -173,20 +178,19 @@ class Planner:
         self.nodes.setdefault(node.key, node)
 
     def _model(self, spec: ImageSpec) -> ModelRef:
-        where = spec.at("model")
         if self.resolver.preview:
             # Preview builds load no model, but a typo must fail now, not on the GPU machine.
             known = sorted(self.resolver.config.models)
             name = spec.model
             looks_like_ref = "/" in name or name.endswith(CHECKPOINT_SUFFIXES)
             if known and name not in known and not looks_like_ref:
-                raise where.error(
+                raise spec.at("model").error(
                     f"unknown model {short_repr(name)}{did_you_mean(name, known)}; models in "
                     f"genimg.yaml: {', '.join(known)}")
         try:
             return self.resolver.model(spec.model)
         except GenimgError as exc:
-            raise where.error(exc.message) from None
+            raise spec.at("model").error(exc.message) from None
 
     def _restorer(self, spec: ImageSpec) -> FaceRestorerRef:
         try:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from typing import TYPE_CHECKING
 
 from .build import Node
 from .build import Progress as BuildProgress
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 class RichProgress(BuildProgress):
@@ -26,6 +21,15 @@ class RichProgress(BuildProgress):
         self._pictures = self._done = 0
 
     def start(self, pictures: int, steps: int) -> None:
+        from rich.progress import (  # here: most builds render nothing
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         self._pictures, self._done = pictures, 0
         self._bar = Progress(
             TextColumn("[bold]rendering {task.fields[done]}/{task.fields[pictures]} pictures"),

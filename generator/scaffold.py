@@ -30,6 +30,7 @@ GITIGNORE = """\
 /.genimg/lock
 /.genimg/hashes.json
 /.genimg/derived/
+/.genimg/state/
 /.genimg/**/*.tmp
 """
 

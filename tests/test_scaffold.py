@@ -75,6 +75,7 @@ def test_gitignore_ignores_the_site_but_not_the_cache(blog: Path) -> None:
     assert ignored("site/index.html")
     assert ignored(".genimg/lock")
     assert ignored(".genimg/derived/abc-512.webp")
+    assert ignored(".genimg/state/posts/abc.json")
     assert not ignored(".genimg/objects/ab/abcdef.png")
     assert not ignored(".genimg/objects/ab/abcdef.json")
     assert not ignored(".genimg/fingerprints.json")

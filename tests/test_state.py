@@ -1,0 +1,244 @@
+"""Issue 8: the build state (``.genimg/state/``) makes rebuilds fast and never wrong.
+
+Every test compares with what a build from scratch gives: a cache may only skip work,
+never change a byte of the site.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import generator.state
+from generator.build import BuildOptions, build_site
+from generator.cache import Cache
+from tests.conftest import MakeBlog
+
+PREVIEW = BuildOptions(preview=True)
+
+
+def post(n: int, title: str = "", body: str = "Some text.", tags: str = "[a, b]") -> str:
+    return f"""\
+        ---
+        title: {title or f"Post {n}"}
+        date: 2022-10-{n + 10:02d}
+        tags: {tags}
+        ---
+
+        {body}
+
+        ```gallery
+        - prompt: picture {n}
+          seed: {n}
+          width: 64
+          height: 64
+          steps: 2
+        ```
+        """
+
+
+@pytest.fixture
+def blog(make_blog: MakeBlog) -> Path:
+    root = make_blog({f"2022-10-{n + 10:02d}-p{n}.md": post(n) for n in range(1, 5)})
+    build_site(root, PREVIEW)
+    return root
+
+
+def site_tree(root: Path) -> dict[str, str]:
+    return {p.relative_to(root / "site").as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((root / "site").rglob("*")) if p.is_file()}
+
+
+def mtimes(root: Path) -> dict[str, int]:
+    return {p.relative_to(root / "site").as_posix(): p.stat().st_mtime_ns
+            for p in sorted((root / "site").rglob("*")) if p.is_file()}
+
+
+def from_scratch(root: Path, tmp_path: Path) -> dict[str, str]:
+    """The site a build gives with no state, no site and no thumbnails (same cache)."""
+    clean = tmp_path / "scratch"
+    shutil.rmtree(clean, ignore_errors=True)
+    shutil.copytree(root, clean, ignore=shutil.ignore_patterns("site", "state", "derived"))
+    build_site(clean, PREVIEW)
+    return site_tree(clean)
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the post files that a build parses (rather than takes from the state)."""
+    calls: list[str] = []
+    real = generator.state.load_post
+
+    def load_post(path: Path, *args: object) -> object:
+        calls.append(path.name)
+        return real(path, *args)
+
+    monkeypatch.setattr(generator.state, "load_post", load_post)
+    return calls
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+
+
+def test_no_change_parses_renders_and_writes_nothing(blog: Path, parsed: list[str]) -> None:
+    before, state = mtimes(blog), sorted((blog / ".genimg" / "state").rglob("*"))
+    stamps = [p.stat().st_mtime_ns for p in state]
+    report = build_site(blog, PREVIEW)
+    assert parsed == []
+    assert report.files_written == 0 and report.files_removed == 0
+    assert mtimes(blog) == before
+    assert [p.stat().st_mtime_ns for p in sorted((blog / ".genimg" / "state").rglob("*"))] \
+        == stamps
+
+
+def test_edited_post_is_parsed_again_and_only_it(blog: Path, parsed: list[str],
+                                                 tmp_path: Path) -> None:
+    edit(blog / "posts/2022-10-12-p2.md", "Some text.", "Brand new words.")
+    build_site(blog, PREVIEW)
+    assert parsed == ["2022-10-12-p2.md"]
+    assert "Brand new words." in (blog / "site/posts/p2/index.html").read_text()
+    assert site_tree(blog) == from_scratch(blog, tmp_path)
+
+
+def test_same_size_edit_is_noticed(blog: Path) -> None:
+    """Content hashes, not sizes and mtimes: an edit of the same length, with the old
+    mtime put back, is still an edit."""
+    path = blog / "posts/2022-10-12-p2.md"
+    stat = path.stat()
+    edit(path, "Some text.", "Same size.")
+    assert path.stat().st_size == stat.st_size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    build_site(blog, PREVIEW)
+    assert "Same size." in (blog / "site/posts/p2/index.html").read_text()
+
+
+def test_changed_defaults_invalidate_every_post(blog: Path, parsed: list[str],
+                                                tmp_path: Path) -> None:
+    config = blog / "genimg.yaml"
+    config.write_text(config.read_text() + "defaults:\n  cfg: 9\n", encoding="utf-8")
+    build_site(blog, PREVIEW)
+    assert sorted(parsed) == sorted(p.name for p in (blog / "posts").glob("*.md"))
+    assert "<dt>CFG scale</dt><dd>9</dd>" in (blog / "site/posts/p1/index.html").read_text()
+    assert site_tree(blog) == from_scratch(blog, tmp_path)
+
+
+def test_title_change_rerenders_the_pages_that_show_it(blog: Path, tmp_path: Path) -> None:
+    """Pages record which posts they read: the neighbours, index, tag and archive pages
+    show the new title; a page that never read the post is not touched."""
+    before = mtimes(blog)
+    edit(blog / "posts/2022-10-12-p2.md", "title: Post 2", "title: Renamed")
+    build_site(blog, PREVIEW)
+    for page in ("posts/p1/index.html", "posts/p3/index.html", "index.html",
+                 "tags/a/index.html", "archive/index.html"):
+        assert "Renamed" in (blog / "site" / page).read_text(), page
+    assert mtimes(blog)["tags/index.html"] == before["tags/index.html"]
+    assert mtimes(blog)["posts/p4/index.html"] == before["posts/p4/index.html"]
+    assert site_tree(blog) == from_scratch(blog, tmp_path)
+
+
+def test_tag_change_moves_the_post_between_tag_pages(blog: Path, tmp_path: Path) -> None:
+    edit(blog / "posts/2022-10-12-p2.md", "tags: [a, b]", "tags: [a, c]")
+    build_site(blog, PREVIEW)
+    assert "Post 2" in (blog / "site/tags/c/index.html").read_text()
+    assert "Post 2" not in (blog / "site/tags/b/index.html").read_text()
+    assert site_tree(blog) == from_scratch(blog, tmp_path)
+
+
+def test_theme_template_edit_rerenders_pages(blog: Path, tmp_path: Path) -> None:
+    templates = blog / "theme" / "templates"
+    templates.mkdir(parents=True)
+    post_html = templates / "post.html"
+    post_html.write_text('{% extends "default/post.html" %}{% block head %}<meta name="x" '
+                         'content="one">{% endblock %}', encoding="utf-8")
+    build_site(blog, PREVIEW)
+    assert 'content="one"' in (blog / "site/posts/p1/index.html").read_text()
+    edit(post_html, "one", "two")
+    build_site(blog, PREVIEW)
+    assert 'content="two"' in (blog / "site/posts/p1/index.html").read_text()
+    assert site_tree(blog) == from_scratch(blog, tmp_path)
+
+
+def test_config_change_rerenders_pages(blog: Path) -> None:
+    edit(blog / "genimg.yaml", "title: Test blog", "title: Another name")
+    build_site(blog, PREVIEW)
+    assert "Another name" in (blog / "site/posts/p3/index.html").read_text()
+
+
+@pytest.mark.parametrize("damage", [b"{not json", b"[]", b'{"context": 1}', b"\xff\xfe", b""])
+def test_damaged_state_is_ignored(blog: Path, parsed: list[str], damage: bytes) -> None:
+    before = site_tree(blog)
+    state = blog / ".genimg" / "state"
+    files = [p for p in state.rglob("*") if p.is_file()]
+    assert {p.parent.name for p in files} >= {"posts", "state"}
+    for path in files:
+        path.write_bytes(damage)
+    for path in (blog / "site").rglob("*.html"):
+        path.write_bytes(b"stale")  # the page state can no longer vouch for these
+    build_site(blog, PREVIEW)
+    assert len(parsed) == 4
+    assert site_tree(blog) == before
+    parsed.clear()
+    report = build_site(blog, PREVIEW)  # and the state is whole again
+    assert parsed == [] and report.files_written == 0
+
+
+def test_damaged_post_entry_is_parsed_again(blog: Path, parsed: list[str]) -> None:
+    before = site_tree(blog)
+    for path in (blog / ".genimg" / "state" / "posts").glob("*.json"):
+        data = json.loads(path.read_bytes())
+        data["entries"]["post"]["galleries"][0][3][0] = ["too", "short"]
+        path.write_text(json.dumps(data), encoding="utf-8")
+    build_site(blog, PREVIEW)
+    assert len(parsed) == 4
+    assert site_tree(blog) == before
+
+
+@pytest.mark.parametrize("rel", ["posts/p2/index.html", "index.html", "feed.xml",
+                                 "static/style.css", "png", "webp"])
+def test_deleted_site_file_is_written_again(blog: Path, rel: str) -> None:
+    before = site_tree(blog)
+    if rel in ("png", "webp"):
+        rel = next(p for p in before if p.startswith("images/") and p.endswith(rel))
+    (blog / "site" / rel).unlink()
+    report = build_site(blog, PREVIEW)
+    assert report.files_written == 1
+    assert site_tree(blog) == before
+
+
+def test_page_edited_on_disk_is_rendered_again(blog: Path) -> None:
+    before = site_tree(blog)
+    page = blog / "site/posts/p2/index.html"
+    page.write_text(page.read_text().replace("Post 2", "Post X"), encoding="utf-8")  # same size
+    build_site(blog, PREVIEW)
+    assert site_tree(blog) == before
+
+
+def test_deleted_post_loses_its_page_and_state(blog: Path) -> None:
+    (blog / "posts/2022-10-12-p2.md").unlink()
+    build_site(blog, PREVIEW)
+    assert not (blog / "site/posts/p2").exists()
+    assert len(list((blog / ".genimg/state/posts").glob("*.json"))) == 3
+
+
+def test_extra_that_json_cannot_hold_is_parsed_every_time(make_blog: MakeBlog,
+                                                          parsed: list[str]) -> None:
+    root = make_blog({"2022-10-11-p.md": post(1).replace(
+        "tags: [a, b]", "tags: [a]\n        extra: {when: 2022-10-11, 7: seven}")})
+    build_site(root, PREVIEW)
+    build_site(root, PREVIEW)
+    assert parsed == ["2022-10-11-p.md", "2022-10-11-p.md"]
+
+
+def test_deleted_cache_entry_is_noticed(blog: Path) -> None:
+    """The sidecar index trusts a stat, so a missing PNG is still a missing entry."""
+    cache = Cache(blog / ".genimg")
+    key = sorted(cache.keys())[0]
+    cache._paths(key)[0].unlink()
+    report = build_site(blog, PREVIEW)
+    assert report.rendered == 1
