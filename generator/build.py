@@ -14,6 +14,7 @@ differs from the one ``state.PageState`` recorded (or its file did).
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hashlib
 import io
@@ -138,9 +139,10 @@ def _infotext(node: Node, plan: Plan) -> str:
         parent = plan.nodes.get(node.parent) if node.parent else None
         base = parent.spec if parent else None
         params: dict[str, Any] = {}
-        if base is not None and base.mode != "restore":
-            params = _diffusion_params(base, parent.model.name if parent.model else base.model,
-                                       parent.model.short_hash if parent.model else None)
+        if parent is not None and base is not None and base.mode != "restore":
+            model = parent.model
+            params = _diffusion_params(base, model.name if model else base.model,
+                                       model.short_hash if model else None)
         elif node.file is not None:
             params["Source"] = node.file.name
         params["Face restoration"] = "GFPGAN"
@@ -333,8 +335,9 @@ def render_misses(site: LoadedSite, cache: Cache, misses: list[Node], options: B
                     node = site.plan.nodes[task.key]
                     infotext = infotext_for(node, site.plan, options.preview)
                     meta = {
-                        "spec": key_fields(node.spec, node.model and node.model.fingerprint,
-                                           None, node.restorer and node.restorer.fingerprint),
+                        "spec": key_fields(
+                            node.spec, node.model.fingerprint if node.model else None, None,
+                            node.restorer.fingerprint if node.restorer else None),
                         "shown": node.shown.as_yaml_dict(),
                         "infotext": infotext, "width": image.width, "height": image.height,
                         "preview": options.preview, "versions": versions,
@@ -464,7 +467,7 @@ def _walk(out: Path) -> tuple[dict[str, os.DirEntry], list[str]]:
 
 def _pages_context(config: SiteConfig, preview: bool) -> str:
     """Digest of what every page depends on: code, config, theme templates, mode."""
-    templates = []
+    templates: list[str | tuple[str, str]] = []
     for theme in theme_dirs(config):
         folder = theme / "templates"
         templates.append(str(folder))
@@ -521,7 +524,7 @@ def _render_pages(site: LoadedSite, figures: Figures, preview: bool,
     kept: set[str] = set()
     inputs: dict[str, tuple[str | None, list[str]]] = {}
     for page in renderer.pages(site.posts):
-        if page_state.unchanged(page.path, lambda reads, p=page: digests.page(p, reads),
+        if page_state.unchanged(page.path, functools.partial(digests.page, page),
                                 present.get(page.path)):
             kept.add(page.path)
             continue

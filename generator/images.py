@@ -80,14 +80,14 @@ def stem_for(key: str, seed: int | None, prompt: str, fallback: str = "image") -
 def _thumbnail_bytes(png: bytes, width: int) -> bytes:
     from PIL import Image  # here: a build with every thumbnail in place needs no PIL
 
-    with Image.open(io.BytesIO(png)) as image:
-        image = image.convert("RGB")
-        if image.width != width:
-            height = round(image.height * width / image.width)
-            image = image.resize((width, height), Image.Resampling.LANCZOS)
-        out = io.BytesIO()
-        image.save(out, format="WEBP", quality=WEBP_QUALITY, method=WEBP_METHOD)
-        return out.getvalue()
+    with Image.open(io.BytesIO(png)) as source:
+        image = source.convert("RGB")
+    if image.width != width:
+        height = round(image.height * width / image.width)
+        image = image.resize((width, height), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, format="WEBP", quality=WEBP_QUALITY, method=WEBP_METHOD)
+    return out.getvalue()
 
 
 def _share(src: Path, dest: Path) -> None:
