@@ -138,7 +138,7 @@ def time_writer(cache: Cache, site: Path, webs: list[WebImage], repeats: int
         for mode in ("serial", "pool"):
             shutil.rmtree(site, ignore_errors=True)
             shutil.rmtree(derived, ignore_errors=True)
-            writer = ImageWriter(cache, site)
+            writer = ImageWriter(cache, site, present=set())  # an empty site
             started = time.perf_counter()
             if mode == "serial":
                 for web in webs:
