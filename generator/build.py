@@ -368,7 +368,8 @@ class Figures(Mapping[Location, dict[str, Any]]):
     plus the web images to write and the user source files to copy."""
 
     def __init__(self, site: LoadedSite, cache: Cache, preview: bool):
-        post_of = {str(p.source.relative_to(site.config.root)): p for p in site.posts}
+        # Keyed as images name their post (a posts_dir outside the blog has no relative path).
+        post_of = {image.location.file: post for post in site.posts for image in post.images}
         plan = site.plan
         self.webs: dict[str, WebImage] = {}
         self.sources: dict[str, Path] = {}
@@ -540,14 +541,20 @@ def _write_site(out: Path, files: dict[str, bytes | Path], also_keep: set[str],
     for rel, data in files.items():
         dest = out / rel
         if isinstance(data, Path):
+            # Copies (theme statics, user pictures) keep their source's mtime: size and
+            # mtime both equal means unchanged, even for a same-size edit of style.css.
+            source = data.stat()
             try:
                 entry = present.get(rel)
-                same = entry is not None and entry.stat().st_size == data.stat().st_size
+                same = entry is not None and (entry.stat().st_size, entry.stat().st_mtime_ns) \
+                    == (source.st_size, source.st_mtime_ns)
             except FileNotFoundError:
                 same = False
             if same:
                 continue
-            data = data.read_bytes()
+            written += write_if_changed(dest, data.read_bytes(), durable=False)
+            os.utime(dest, ns=(source.st_atime_ns, source.st_mtime_ns))
+            continue
         written += write_if_changed(dest, data, durable=False)
     return written, _remove_stale(out, present, folders, set(files) | also_keep)
 
@@ -601,6 +608,9 @@ def build_site(root: Path, options: BuildOptions = BuildOptions(),
             misses = _needed(site.plan, cache, report)
         for key in report.repaired:
             log(f"cache entry {key[:12]} was corrupt; rendering it again")
+        # Before rendering: an interrupted build must still leave the fingerprints its
+        # pictures are keyed by, or a machine without the model could not find them.
+        site.resolver.save()
         if misses and options.frozen:
             raise frozen_error(site.plan, misses)
         if misses:
@@ -616,7 +626,6 @@ def _write_everything(site: LoadedSite, cache: Cache, options: BuildOptions,
                       report: BuildReport) -> None:
     """Web images, pages, static files into the site; then save the build state."""
     config = site.config
-    site.resolver.save()
     figures = Figures(site, cache, options.preview)
     writer = ImageWriter(cache, config.output_dir, present)
     report.files_written += writer.write(figures.webs.values())

@@ -52,8 +52,8 @@ class WebImage:
 
     def thumb_widths(self) -> list[int]:
         """Widths of the WebP thumbnails: each listed width not above the picture's."""
-        widths = [w for w in THUMB_WIDTHS if w < self.width]
-        return [*widths, min(self.width, THUMB_WIDTHS[-1])]
+        widths = {w for w in THUMB_WIDTHS if w < self.width}
+        return sorted({*widths, min(self.width, THUMB_WIDTHS[-1])})
 
     @functools.cached_property
     def site_files(self) -> tuple[str, ...]:

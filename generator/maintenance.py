@@ -17,6 +17,7 @@ from typing import Any
 from .build import BuildOptions, LoadedSite, load_site
 from .cache import Cache, CorruptEntry
 from .config import load_config
+from .errors import GenimgError
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,8 @@ def collect_garbage(root: Path, dry_run: bool = False) -> GcReport:
     report = GcReport(dry_run=dry_run)
     with cache.lock():  # a running build may be writing temp files and entries
         entries = list_entries(root)
+        if any(not e.used and not e.preview for e in entries):
+            _refuse_if_keys_are_unknown(root)
         doomed = {e.key for e in entries if not e.used}
         keep = {e.key for e in entries if e.used}
         report.entries = [e for e in entries if not e.used]
@@ -157,6 +160,19 @@ def collect_garbage(root: Path, dry_run: bool = False) -> GcReport:
                     with contextlib.suppress(OSError):
                         shard.rmdir()  # only if empty
     return report
+
+
+def _refuse_if_keys_are_unknown(root: Path) -> None:
+    """A model absent here and never recorded gives keys no cached picture can have:
+    everything it rendered would look unused. Refuse rather than delete GPU work."""
+    site = load_site(root, BuildOptions(drafts=True))
+    unknown = sorted({node.model.name for node in site.plan.nodes.values()
+                      if node.model and node.model.fingerprint.startswith("unavailable:")})
+    if unknown:
+        raise GenimgError(
+            f"cannot tell which cached pictures model(s) {', '.join(unknown)} made: not on "
+            "this machine and no fingerprint recorded in .genimg/fingerprints.json; "
+            "gc refuses (run it where the model is)")
 
 
 def _entry_files(cache: Cache, key: str) -> list[Path]:

@@ -329,7 +329,7 @@ def parse_image(
         width=merged["width"],
         height=merged["height"],
         strength=float(merged["strength"]),
-        restore_faces=bool(merged["restore_faces"]),
+        restore_faces=bool(merged["restore_faces"]) and mode != "restore",  # defaults too
         face_weight=float(merged["face_weight"]),
         source=source,
     )

@@ -287,3 +287,13 @@ def test_gc_and_ls_refuse_when_a_post_is_broken(blog: Path) -> None:
         assert result.exit_code == 1
         assert "2024-01-03-bad.md" in result.stderr
     assert snapshot(blog) == before
+
+
+def test_gc_refuses_when_a_model_is_absent_and_never_recorded(blog: Path) -> None:
+    """Without the model or its recorded fingerprint, its pictures would all look unused."""
+    cache = Cache(blog / ".genimg")
+    cache.put("ab" * 32, b"not really a png", {"width": 1, "height": 1, "preview": False})
+    result = CliRunner().invoke(main, ["cache", "gc", "-C", str(blog)])
+    assert result.exit_code == 1
+    assert "cannot tell which cached pictures model(s) default made" in result.output
+    assert cache.has("ab" * 32)
