@@ -608,13 +608,14 @@ def build_site(root: Path, options: BuildOptions = BuildOptions(),
             misses = _needed(site.plan, cache, report)
         for key in report.repaired:
             log(f"cache entry {key[:12]} was corrupt; rendering it again")
-        # Before rendering: an interrupted build must still leave the fingerprints its
-        # pictures are keyed by, or a machine without the model could not find them.
-        site.resolver.save()
         if misses and options.frozen:
             raise frozen_error(site.plan, misses)
         if misses:
+            # Before rendering: an interrupted build must still leave the fingerprints its
+            # pictures are keyed by, or a machine without the model could not find them.
+            site.resolver.save()
             report.rendered = render_misses(site, cache, misses, options, progress)
+        site.resolver.save()
         with _gc_paused():
             _write_everything(site, cache, options, present, folders, report)
     report.seconds = time.perf_counter() - started
