@@ -39,7 +39,7 @@ from .images import ImageWriter, WebImage, stem_for
 from .metadata import format_infotext, png_bytes
 from .models import ModelResolver, model_missing_error
 from .pages import Page, PageRenderer, shape, static_files, theme_dirs
-from .plan import Node, Plan, Planner, key_fields
+from .plan import Node, Plan, Planner
 from .render.base import Renderer, RenderTask
 from .specs import ImageSpec, Location
 from .state import PageState, PostCache, code_digest, digest
@@ -335,9 +335,7 @@ def render_misses(site: LoadedSite, cache: Cache, misses: list[Node], options: B
                     node = site.plan.nodes[task.key]
                     infotext = infotext_for(node, site.plan, options.preview)
                     meta = {
-                        "spec": key_fields(
-                            node.spec, node.model.fingerprint if node.model else None, None,
-                            node.restorer.fingerprint if node.restorer else None),
+                        "spec": node.fields,  # exactly what the key is the hash of
                         "shown": node.shown.as_yaml_dict(),
                         "infotext": infotext, "width": image.width, "height": image.height,
                         "preview": options.preview, "versions": versions,

@@ -169,9 +169,9 @@ class Cache:
             raise CorruptEntry(f"cache entry {key[:12]} is missing or incomplete", png)
         try:
             data = png.read_bytes()
-        except OSError as exc:
-            raise CorruptEntry(f"cache entry {key[:12]} cannot be read ({exc.strerror})",
-                               png) from None
+        except OSError as exc:  # not corruption: the entry must not be discarded for it
+            raise GenimgError(f"cache entry {key[:12]} cannot be read ({exc.strerror})",
+                              png) from None
         if hashlib.sha256(data).hexdigest() != meta["png_sha256"]:
             raise CorruptEntry(f"cache entry {key[:12]} is corrupt (hash mismatch)", png)
         self._checked.add(key)

@@ -33,6 +33,7 @@ class Node:
     file: Path | None = None  # or a user picture next to the post
     model: ModelRef | None = None
     restorer: FaceRestorerRef | None = None
+    fields: dict[str, Any] = field(default_factory=dict, compare=False)  # what key hashes
 
 
 #: ``json.dumps(sort_keys=True, ensure_ascii=False, separators=(",", ":"))``, made once
@@ -155,8 +156,10 @@ class Planner:
             base_key = self._add(base)
             step = replace(base, mode="restore", source=None)
             step_restorer = self._restorer(spec)
-            key = canonical_key(key_fields(step, None, base_key, step_restorer.fingerprint))
-            self._put(Node(key, step, spec, parent=base_key, restorer=step_restorer))
+            fields = key_fields(step, None, base_key, step_restorer.fingerprint)
+            key = canonical_key(fields)
+            self._put(Node(key, step, spec, parent=base_key, restorer=step_restorer,
+                           fields=fields))
             return key
         parent: str | None = None
         file: Path | None = None
@@ -169,9 +172,11 @@ class Planner:
             model = self._model(spec)
         else:
             restorer = self._restorer(spec)
-        key = canonical_key(key_fields(spec, model.fingerprint if model else None, source,
-                                       restorer.fingerprint if restorer else None))
-        self._put(Node(key, spec, spec, parent=parent, file=file, model=model, restorer=restorer))
+        fields = key_fields(spec, model.fingerprint if model else None, source,
+                            restorer.fingerprint if restorer else None)
+        key = canonical_key(fields)
+        self._put(Node(key, spec, spec, parent=parent, file=file, model=model, restorer=restorer,
+                       fields=fields))
         return key
 
     def _put(self, node: Node) -> None:
