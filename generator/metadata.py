@@ -93,21 +93,24 @@ def infotext_to_spec(text: str) -> dict[str, Any]:
     conversions: dict[str, tuple[str, Any]] = {
         "Seed": ("seed", int), "Steps": ("steps", int), "Sampler": ("sampler", str),
         "CFG scale": ("cfg", float), "Denoising strength": ("strength", float),
-        "Model": ("model", str),
+        "Model": ("model", str), "Face weight": ("face_weight", float),
     }
     for name, (key, convert) in conversions.items():
         if name in fields:
-            try:
-                spec[key] = convert(fields[name])
-            except ValueError:
-                spec[key] = fields[name]
-    if "Size" in fields and "x" in fields["Size"]:
-        width, height = fields["Size"].split("x", 1)
-        spec["width"], spec["height"] = int(width), int(height)
+            spec[key] = _converted(fields[name], convert)
+    width, _, height = fields.get("Size", "").partition("x")
+    if height:
+        spec["width"], spec["height"] = _converted(width, int), _converted(height, int)
     if "Denoising strength" in fields:
         spec["mode"] = "img2img"
     if fields.get("Face restoration"):
         spec["restore_faces"] = True
-        if "Face weight" in fields:
-            spec["face_weight"] = float(fields["Face weight"])
     return spec
+
+
+def _converted(text: str, convert: Any) -> Any:
+    """A number if the text is one; else the text as written (other tools' infotexts)."""
+    try:
+        return convert(text)
+    except ValueError:
+        return text
