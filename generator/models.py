@@ -170,13 +170,24 @@ class ModelResolver:
             if path.is_file():
                 fp = "sha256:" + self.hasher.hash(path)
                 config = str(self.config.root / cfg.config) if cfg.config else None
-                return self._record(ModelRef(cfg.name, "file", str(path), fp, config=config))
+                if config:  # its scheduler and prediction type shape the pixels too
+                    fp = "sha256:" + hashlib.sha256(
+                        (fp + self._config_hash(Path(config))).encode()).hexdigest()
+                return self._record(cfg, ModelRef(cfg.name, "file", str(path), fp, config=config))
             return self._missing(cfg, f"the file {path} does not exist")
         if path.is_dir():
-            return self._record(ModelRef(cfg.name, "folder", str(path), self._folder_hash(path)))
+            return self._record(cfg, ModelRef(cfg.name, "folder", str(path),
+                                              self._folder_hash(path)))
         if source.startswith((".", "/", "~")):
             return self._missing(cfg, f"the folder {path} does not exist")
         return self._hub(cfg)
+
+    def _config_hash(self, config: Path) -> str:
+        if config.is_dir():
+            return self._folder_hash(config)
+        if config.is_file():
+            return self.hasher.hash(config)
+        raise GenimgError(f"the model config {config} does not exist", self.config.file)
 
     def _folder_hash(self, folder: Path) -> str:
         digest = hashlib.sha256()
@@ -193,28 +204,32 @@ class ModelResolver:
         commit = ref_file.read_text().strip() if ref_file.is_file() else None
         if commit is None and len(revision) == 40 and (repo / "snapshots" / revision).is_dir():
             commit = revision
-        if commit and (repo / "snapshots" / commit).is_dir():
-            return self._record(
-                ModelRef(cfg.name, "hub", cfg.source, f"hub:{cfg.source}@{commit}", revision=commit)
-            )
-        if self.config.allow_downloads:
-            # Keyed by the requested revision; the diffusion renderer resolves it on load.
-            return ModelRef(cfg.name, "hub", cfg.source, f"hub:{cfg.source}@{revision}",
-                            revision=revision)
+        if commit is None and self.config.allow_downloads:
+            commit = self._remembered_commit(cfg) or _hub_commit(cfg.source, revision)
+        if commit and ((repo / "snapshots" / commit).is_dir() or self.config.allow_downloads):
+            # Keyed by the commit, never by a moving branch name: the same pictures are
+            # found before and after the download.
+            return self._record(cfg, ModelRef(cfg.name, "hub", cfg.source,
+                                              f"hub:{cfg.source}@{commit}", revision=commit))
+        why = ("its commit could not be looked up on the hub" if self.config.allow_downloads
+               else "downloads are off")
         return self._missing(
             cfg, f"hub model {cfg.source!r} is not in the local Hugging Face cache ({repo}) "
-            "and downloads are off"
-        )
+            f"and {why}")
 
-    def _record(self, ref: ModelRef) -> ModelRef:
-        if self.recorded.get(ref.name) != ref.fingerprint:
-            self.recorded[ref.name] = ref.fingerprint
+    def _record(self, cfg: ModelConfig, ref: ModelRef) -> ModelRef:
+        self.recorded[_record_key(cfg)] = ref.fingerprint
         return ref
 
+    def _remembered_commit(self, cfg: ModelConfig) -> str | None:
+        fingerprint = self.recorded.get(_record_key(cfg), "")
+        return fingerprint.rpartition("@")[2] if fingerprint.startswith("hub:") else None
+
     def _missing(self, cfg: ModelConfig, why: str) -> ModelRef:
-        """A model not on this machine: keyed by its recorded fingerprint if there is one,
-        so cached pictures are still found; rendering with it fails naming ``why``."""
-        fingerprint = self.recorded.get(cfg.name, f"unavailable:{cfg.name}")
+        """A model not on this machine: keyed by its recorded fingerprint if there is one
+        (for the same name *and* source), so cached pictures are still found; rendering
+        with it fails naming ``why``."""
+        fingerprint = self.recorded.get(_record_key(cfg), f"unavailable:{cfg.name}")
         return ModelRef(cfg.name, "hub", cfg.source, fingerprint, problem=why)
 
     def restorer(self) -> FaceRestorerRef:
@@ -227,7 +242,8 @@ class ModelResolver:
         if self.preview:
             return FaceRestorerRef(Path(), Path(), Path(), {}, PREVIEW_FINGERPRINT)
         face: FaceRestorerConfig | None = self.config.face_restorer
-        recorded = self.recorded.get("face_restorer", "unavailable:face_restorer")
+        record_key = self._restorer_record_key(face)
+        recorded = self.recorded.get(record_key, "unavailable:face_restorer")
         if face is None:
             return FaceRestorerRef(Path(), Path(), Path(), {}, recorded, problem=(
                 "a picture asks for face restoration, but genimg.yaml has no 'face_restorer:' "
@@ -246,8 +262,15 @@ class ModelResolver:
             digest.update(self.hasher.hash(file).encode())
         digest.update(json.dumps(dict(face.options), sort_keys=True).encode())
         fp = "sha256:" + digest.hexdigest()
-        self.recorded["face_restorer"] = fp
+        self.recorded[record_key] = fp
         return FaceRestorerRef(face.model, face.detection, face.parsing, dict(face.options), fp)
+
+    def _restorer_record_key(self, face: FaceRestorerConfig | None) -> str:
+        if face is None:
+            return "face_restorer"
+        files = [p.relative_to(self.config.root).as_posix() if p.is_relative_to(self.config.root)
+                 else str(p) for p in (face.model, face.detection, face.parsing)]
+        return "face_restorer = " + ", ".join(files)
 
     def save(self) -> None:
         """Persist file hashes and fingerprints (only if they changed)."""
@@ -261,6 +284,25 @@ class ModelResolver:
         if old != self.recorded:
             data = json.dumps(self.recorded, indent=1, sort_keys=True)
             write_atomic(self.record_path, data.encode())
+
+
+def _record_key(cfg: ModelConfig) -> str:
+    """What a recorded fingerprint belongs to: the name *and* what it points at, so
+    re-pointing a name at another model never reuses the old fingerprint."""
+    key = f"{cfg.name} = {cfg.source}"
+    if cfg.revision:
+        key += f" @ {cfg.revision}"
+    return key + (f" (config {cfg.config})" if cfg.config else "")
+
+
+def _hub_commit(repo_id: str, revision: str) -> str | None:
+    """The commit a hub branch points at now (downloads are allowed, so asking is too)."""
+    try:
+        from huggingface_hub import HfApi
+
+        return HfApi().model_info(repo_id, revision=revision).sha
+    except Exception:  # offline, unknown repo, no huggingface_hub: the load will say why
+        return None
 
 
 def model_missing_error(name: str, why: str) -> GenimgError:

@@ -111,7 +111,8 @@ def test_frozen_build_uses_recorded_fingerprints_without_the_model(make_blog: Ma
     (root / "model.safetensors").write_bytes(b"not really a model")
     _fill_cache(root)
     (root / "model.safetensors").unlink()  # CI has no model: the recorded fingerprint serves
-    assert json.loads((root / ".genimg/fingerprints.json").read_text())["default"]
+    recorded = json.loads((root / ".genimg/fingerprints.json").read_text())
+    assert recorded["default = model.safetensors"].startswith("sha256:")
     code, _, err = run_cli("build", "--frozen", "-q", "-C", str(root))
     assert code == 0, err
     assert len(list((root / "site/images").glob("*.png"))) == 1
@@ -155,3 +156,15 @@ def test_check_and_info_commands(simple_blog: Path, example_blog: Path) -> None:
 def test_cli_basics(flag: str) -> None:
     code, out, _ = run_cli(flag)
     assert code == 0 and out
+
+
+def test_a_renamed_model_source_never_reuses_the_old_fingerprint(make_blog: MakeBlog) -> None:
+    root = make_blog({"2022-10-30-a.md": "```gallery\n- prompt: x\n  seed: 1\n```\n"},
+                     config=FAKE_MODEL_CONFIG)
+    (root / "model.safetensors").write_bytes(b"not really a model")
+    _fill_cache(root)
+    (root / "model.safetensors").unlink()
+    config = root / "genimg.yaml"
+    config.write_text(config.read_text().replace("model.safetensors", "other.safetensors"))
+    code, _, err = run_cli("build", "--frozen", "-q", "-C", str(root))
+    assert code == 1 and "not in the cache" in err  # the old pictures are not served
