@@ -225,6 +225,11 @@ def parse_gallery(yaml_text: str, where: Location, defaults: Mapping[str, Any]) 
         else:
             line = where.line + 1
         key_lines = item.key_lines if isinstance(item, LineDict) else {}
+        if images and images[-1].location.line == line:
+            # A picture is known by its file and line (errors, cache ls, the page's figures).
+            errors.append(GenimgError("put each image of a gallery on its own line",
+                                      where.file, line))
+            continue
         try:
             images.append(
                 parse_image(item, Location(where.file, line), merged_defaults, key_lines)

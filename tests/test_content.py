@@ -102,3 +102,9 @@ def test_duplicate_slugs_are_errors(tmp_path: Path) -> None:
     write(posts_dir, "---\nslug: same\n---\n", "2020-01-02-b.md")
     with pytest.raises(ErrorList, match="two posts share the slug 'same'"):
         load_posts(posts_dir, tmp_path, {})
+
+
+def test_two_images_on_one_line_are_refused(tmp_path: Path) -> None:
+    text = "```gallery\n[{prompt: a}, {prompt: b}]\n```\n"
+    with pytest.raises(GenimgError, match=r"posts/p\.md:2: put each image of a gallery on its own"):
+        load_post(write(tmp_path, text), {}, display_path="posts/p.md")
