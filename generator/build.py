@@ -30,7 +30,7 @@ import jinja2
 
 import generator
 
-from .atomic import write_if_changed
+from .atomic import TEMP_SUFFIX, write_if_changed
 from .cache import Brief, Cache, CorruptEntry
 from .config import SiteConfig, load_config
 from .content import Post, load_posts
@@ -48,6 +48,10 @@ if TYPE_CHECKING:
     from PIL import Image
 
 PREVIEW_MARKER = ".genimg-preview"
+#: Marks an output folder as genimg's: files in it that a build did not write get removed,
+#: so a folder without the mark (hand-written docs/, say) is never pruned.
+SITE_MARKER = ".genimg-site"
+SITE_MARKER_TEXT = b"Built by genimg; files here that a build did not write are removed.\n"
 
 
 class Interrupted(GenimgError):
@@ -602,6 +606,13 @@ def build_site(root: Path, options: BuildOptions = BuildOptions(),
             # Nobody else writes here now: what a killed build left half-written goes.
             cache.remove_temp_files()
             present, folders = _walk(config.output_dir)
+            if SITE_MARKER not in present and any(
+                    not (name.rpartition("/")[2].startswith(".") and name.endswith(TEMP_SUFFIX))
+                    for name in present):  # a killed build's temp files don't count
+                raise GenimgError(
+                    f"{config.output_dir} holds files genimg did not write (no {SITE_MARKER} "
+                    "mark); genimg removes stale files there, so it will not build into it. "
+                    "Empty it, or set another output_dir", config.file or root)
             _verify_for_site(site.plan, cache, present, report)
             misses = _needed(site.plan, cache, report)
         for key in report.repaired:
@@ -625,6 +636,8 @@ def _write_everything(site: LoadedSite, cache: Cache, options: BuildOptions,
                       report: BuildReport) -> None:
     """Web images, pages, static files into the site; then save the build state."""
     config = site.config
+    # The mark goes first: a build killed after it wrote anything still owns the folder.
+    write_if_changed(config.output_dir / SITE_MARKER, SITE_MARKER_TEXT, durable=False)
     figures = Figures(site, cache, options.preview)
     writer = ImageWriter(cache, config.output_dir, present)
     report.files_written += writer.write(figures.webs.values())
@@ -636,6 +649,7 @@ def _write_everything(site: LoadedSite, cache: Cache, options: BuildOptions,
     web_files = {rel for web in figures.webs.values() for rel in web.site_files}
     if options.preview:
         files[PREVIEW_MARKER] = b"This site was built with --preview: do not publish.\n"
+    files[SITE_MARKER] = SITE_MARKER_TEXT
     written, removed = _write_site(config.output_dir, files, web_files | kept, present, folders)
     report.files_written += written
     report.files_removed = removed

@@ -168,3 +168,15 @@ def test_a_renamed_model_source_never_reuses_the_old_fingerprint(make_blog: Make
     config.write_text(config.read_text().replace("model.safetensors", "other.safetensors"))
     code, _, err = run_cli("build", "--frozen", "-q", "-C", str(root))
     assert code == 1 and "not in the cache" in err  # the old pictures are not served
+
+
+def test_never_prunes_a_folder_genimg_did_not_write(simple_blog: Path) -> None:
+    docs = simple_blog / "site"
+    docs.mkdir()
+    (docs / "handbook.html").write_text("hand-written")
+    code, _, err = run_cli("build", "--preview", "-q", "-C", str(simple_blog))
+    assert code == 1 and "holds files genimg did not write" in err
+    assert [p.name for p in docs.iterdir()] == ["handbook.html"]
+    (docs / "handbook.html").unlink()
+    assert run_cli("build", "--preview", "-q", "-C", str(simple_blog))[0] == 0
+    assert (docs / ".genimg-site").is_file()
