@@ -1,4 +1,4 @@
-"""Content-addressed picture store under ``<blog>/.genimg/cache``.
+"""Content-addressed picture store under ``<blog>/.genimg/objects/<key[:2]>/``.
 
 Each entry is ``<key>.png`` plus a ``<key>.json`` sidecar (spec, infotext, PNG hash,
 versions, render time). The PNG is written first and the sidecar last, each by an

@@ -64,8 +64,12 @@ jobs:
         with:
           python-version: "3.12"
       - name: Install genimg
-        # Pinned: cache keys include genimg's recipe version.
-        run: python -m pip install "genimg=={version}"
+        # Pinned: cache keys include genimg's recipe version. Until genimg is published
+        # on PyPI, set the repository variable GENIMG_PIP_SPEC to where you install it
+        # from, e.g. "genimg @ git+https://github.com/<owner>/genimg@<tag>".
+        env:
+          GENIMG_PIP_SPEC: ${{{{ vars.GENIMG_PIP_SPEC }}}}
+        run: python -m pip install "${{GENIMG_PIP_SPEC:-genimg=={version}}}"
       - name: Build from the committed cache
         run: genimg build --frozen
       - uses: actions/configure-pages@v5
