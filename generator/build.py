@@ -113,7 +113,7 @@ def load_site(root: Path, options: BuildOptions = BuildOptions()) -> LoadedSite:
                        loader=post_cache)
     resolver = ModelResolver(config, preview=options.preview)
     images = [image for post in posts for image in post.images]
-    plan = Planner(config.root, resolver, resolver.hasher).plan(images)
+    plan = Planner(config.root, resolver).plan(images)
     return LoadedSite(config, posts, plan, resolver, images, post_cache)
 
 
@@ -265,7 +265,6 @@ class _Renderers:
 def _waves(nodes: list[Node]) -> Iterator[list[Node]]:
     """Groups of nodes whose parents are all done, each sorted so models don't swap."""
     pending = {node.key: node for node in nodes}
-    done: set[str] = set()
     while pending:
         wave = [n for n in pending.values() if not n.parent or n.parent not in pending]
         wave.sort(key=lambda n: (n.spec.mode == "restore", n.model.name if n.model else "",
@@ -273,7 +272,6 @@ def _waves(nodes: list[Node]) -> Iterator[list[Node]]:
         for node in wave:
             del pending[node.key]
         yield wave
-        done.update(n.key for n in wave)
 
 
 def frozen_error(plan: Plan, misses: list[Node]) -> ErrorList:

@@ -147,12 +147,15 @@ class ModelResolver:
         cfg = self.config.models.get(name)
         if cfg is None:
             looks_like_ref = "/" in name or name.endswith(CHECKPOINT_SUFFIXES)
-            if not looks_like_ref and not (self.preview and name == "default"):
-                from .specs import did_you_mean
+            # Preview builds load no model, but a typo must fail now, not on the GPU
+            # machine; only a blog with no models at all previews its "default".
+            if not looks_like_ref and not (self.preview and name == "default"
+                                           and not self.config.models):
+                from .specs import did_you_mean, short_repr
 
                 known = ", ".join(self.known_names()) or "none"
                 raise GenimgError(
-                    f"unknown model {name!r}{did_you_mean(name, self.known_names())}; "
+                    f"unknown model {short_repr(name)}{did_you_mean(name, self.known_names())}; "
                     f"models in genimg.yaml: {known}. Add it under 'models:' in genimg.yaml, "
                     "or build with --preview (placeholder pictures)"
                 )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ErrorList, GenimgError
-from .models import CHECKPOINT_SUFFIXES, FaceRestorerRef, FileHasher, ModelRef, ModelResolver
+from .models import FaceRestorerRef, ModelRef, ModelResolver
 from .specs import ImageSpec, Location, did_you_mean, short_repr
 
 #: Bump when genimg's rendering code changes its output for the same inputs.
@@ -54,8 +54,6 @@ def key_fields(spec: ImageSpec, model_fp: str | None, source: str | None,
     if spec.mode in ("txt2img", "img2img"):
         fields["model"] = model_fp
     else:
-        fields.pop("face_weight", None)
-        fields["face_weight"] = float(spec.face_weight)
         fields["restorer"] = restorer_fp
     if spec.mode != "txt2img":
         fields["source"] = source
@@ -89,10 +87,10 @@ class Plan:
 class Planner:
     """Builds a Plan from all posts' specs; all errors are reported together."""
 
-    def __init__(self, root: Path, resolver: ModelResolver, hasher: FileHasher):
+    def __init__(self, root: Path, resolver: ModelResolver):
         self.root = root.resolve()
         self.resolver = resolver
-        self.hasher = hasher
+        self.hasher = resolver.hasher  # one memo of file hashes per build
         self.nodes: dict[str, Node] = {}
         self.by_id: dict[str, ImageSpec] = {}
         self.id_key: dict[str, str] = {}
@@ -183,15 +181,6 @@ class Planner:
         self.nodes.setdefault(node.key, node)
 
     def _model(self, spec: ImageSpec) -> ModelRef:
-        if self.resolver.preview:
-            # Preview builds load no model, but a typo must fail now, not on the GPU machine.
-            known = sorted(self.resolver.config.models)
-            name = spec.model
-            looks_like_ref = "/" in name or name.endswith(CHECKPOINT_SUFFIXES)
-            if known and name not in known and not looks_like_ref:
-                raise spec.at("model").error(
-                    f"unknown model {short_repr(name)}{did_you_mean(name, known)}; models in "
-                    f"genimg.yaml: {', '.join(known)}")
         try:
             return self.resolver.model(spec.model)
         except GenimgError as exc:

@@ -264,7 +264,7 @@ def test_planner_raises_only_genimg_errors(blog, raw):
             check_error(exc, "posts/2022-10-30-fuzz.md")
     resolver = ModelResolver(load_config(blog), preview=True)
     try:
-        plan = Planner(blog, resolver, resolver.hasher).plan(specs)
+        plan = Planner(blog, resolver).plan(specs)
     except GenimgError as exc:
         check_error(exc, "posts/2022-10-30-fuzz.md")
     else:
@@ -402,7 +402,7 @@ def test_renaming_ids_changes_no_key(blog, chain, restore, seeded):
 
     def keys(prefix: str) -> list[str]:
         resolver = ModelResolver(load_config(blog), preview=True)
-        plan = Planner(blog, resolver, resolver.hasher).plan(specs(prefix))
+        plan = Planner(blog, resolver).plan(specs(prefix))
         return [plan.shown_key[s.location] for s in specs(prefix)]
 
     assert keys("first-") == keys("other-")
@@ -414,7 +414,7 @@ def test_restore_faces_adds_a_step_and_keeps_the_base(blog, seed):
     plain = parse_image({"prompt": "x", **seed}, Location("posts/a.md", 1))
     restored = parse_image({"prompt": "x", "restore_faces": True, "face_weight": 0.9, **seed},
                            Location("posts/a.md", 2))
-    plan = Planner(blog, resolver, resolver.hasher).plan([plain, restored])
+    plan = Planner(blog, resolver).plan([plain, restored])
     shown_plain, shown_restored = plan.shown_key[plain.location], plan.shown_key[restored.location]
     assert shown_plain != shown_restored
     assert plan.nodes[shown_restored].parent == shown_plain  # toggling it never re-diffuses
