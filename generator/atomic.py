@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from .errors import GenimgError
 
@@ -95,3 +97,13 @@ def remove_temp_files(folder: Path) -> int:
                     os.unlink(os.path.join(dirpath, name))
                     removed += 1
     return removed
+
+
+def read_json_dict(path: Path) -> dict[str, Any]:
+    """A JSON object genimg wrote earlier, or {} when it is missing or damaged (state and
+    memo files are rebuilt, never trusted blindly)."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

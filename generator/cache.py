@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic import DiskFull, remove_temp_files, write_atomic
+from .atomic import DiskFull, read_json_dict, remove_temp_files, write_atomic
 from .errors import GenimgError
 
 #: What a sidecar must hold to make its entry usable.
@@ -131,11 +131,8 @@ class Cache:
 
     def _load_index(self) -> dict[str, list]:
         if self._index is None:
-            try:
-                data = json.loads((self.dir / INDEX_NAME).read_bytes())
-            except (OSError, ValueError):  # none yet, or damaged: parse the sidecars again
-                data = None
-            self._index = data if isinstance(data, dict) else {}
+            # none yet, or damaged: the sidecars are parsed again
+            self._index = read_json_dict(self.dir / INDEX_NAME)
         return self._index
 
     def save_index(self) -> None:

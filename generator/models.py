@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from .atomic import write_atomic
+from .atomic import read_json_dict, write_atomic
 from .config import FaceRestorerConfig, ModelConfig, SiteConfig
 from .errors import GenimgError
 
@@ -85,12 +85,7 @@ class FileHasher:
 
     def _load(self) -> dict[str, dict]:
         if self._memo is None:
-            try:
-                self._memo = json.loads(self.path.read_text())
-            except (OSError, ValueError):
-                self._memo = {}
-            if not isinstance(self._memo, dict):  # a damaged file: forget, rehash
-                self._memo = {}
+            self._memo = read_json_dict(self.path)  # damaged: forget it, rehash
         return self._memo
 
     def hash(self, file: Path) -> str:
@@ -125,12 +120,7 @@ class ModelResolver:
         self.preview = preview
         self.hasher = FileHasher(config.cache_dir)
         self.record_path = config.cache_dir / "fingerprints.json"
-        try:
-            self.recorded: dict[str, str] = json.loads(self.record_path.read_text())
-        except (OSError, ValueError):
-            self.recorded = {}
-        if not isinstance(self.recorded, dict):  # a damaged file: forget it
-            self.recorded = {}
+        self.recorded: dict[str, str] = read_json_dict(self.record_path)
         self._resolved: dict[str, ModelRef] = {}
         self._restorer: FaceRestorerRef | None = None
 
@@ -280,11 +270,7 @@ class ModelResolver:
         self.hasher.save()
         if self.preview:
             return
-        try:
-            old = json.loads(self.record_path.read_text())
-        except (OSError, ValueError):
-            old = None
-        if old != self.recorded:
+        if read_json_dict(self.record_path) != self.recorded:
             data = json.dumps(self.recorded, indent=1, sort_keys=True)
             write_atomic(self.record_path, data.encode())
 

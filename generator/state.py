@@ -32,7 +32,7 @@ import yaml
 
 import generator
 
-from .atomic import write_atomic
+from .atomic import read_json_dict, write_atomic
 from .content import MARKDOWN_EXTENSIONS, Post, load_post
 from .specs import Gallery, ImageSpec, Location
 
@@ -68,11 +68,8 @@ def code_digest() -> str:
 
 def read_state(path: Path, context: str) -> dict[str, Any]:
     """The ``entries`` of a state file written for ``context``; {} if missing or damaged."""
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("context") != context:
+    data = read_json_dict(path)
+    if data.get("context") != context:
         return {}
     entries = data.get("entries")
     return entries if isinstance(entries, dict) else {}
