@@ -88,15 +88,24 @@ def remove_temp_files(folder: Path) -> int:
     Only safe while no other process writes there (the cache's build lock is held).
     """
     removed = 0
-    if not folder.is_dir():
-        return 0
-    for dirpath, _dirs, files in os.walk(folder):
-        for name in files:
-            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(dirpath, name))
-                    removed += 1
+    for path in temp_files(folder):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
     return removed
+
+
+def is_temp_file(name: str) -> bool:
+    """A temp file of ``write_atomic`` (``.<name>.<random>.tmp``), never a real file."""
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
+def temp_files(folder: Path) -> list[Path]:
+    """The temp files below ``folder`` (what a killed writer left)."""
+    if not folder.is_dir():
+        return []
+    return [Path(dirpath, name) for dirpath, _dirs, files in os.walk(folder)
+            for name in files if is_temp_file(name)]
 
 
 def read_json_dict(path: Path) -> dict[str, Any]:

@@ -30,7 +30,7 @@ import jinja2
 
 import generator
 
-from .atomic import TEMP_SUFFIX, write_if_changed
+from .atomic import is_temp_file, write_if_changed
 from .cache import Brief, Cache, CorruptEntry
 from .config import SiteConfig, load_config
 from .content import Post, load_posts
@@ -604,9 +604,9 @@ def build_site(root: Path, options: BuildOptions = BuildOptions(),
             # Nobody else writes here now: what a killed build left half-written goes.
             cache.remove_temp_files()
             present, folders = _walk(config.output_dir)
+            # (a killed build's temp files don't count as someone else's files)
             if SITE_MARKER not in present and any(
-                    not (name.rpartition("/")[2].startswith(".") and name.endswith(TEMP_SUFFIX))
-                    for name in present):  # a killed build's temp files don't count
+                    not is_temp_file(name.rpartition("/")[2]) for name in present):
                 raise GenimgError(
                     f"{config.output_dir} holds files genimg did not write (no {SITE_MARKER} "
                     "mark); genimg removes stale files there, so it will not build into it. "

@@ -67,13 +67,13 @@ class Cache:
         self._index: dict[str, list] | None = None  # key -> [sidecar stamp (3), Brief (4)]
         self._index_dirty = False
 
-    def _paths(self, key: str) -> tuple[Path, Path]:
+    def paths(self, key: str) -> tuple[Path, Path]:
         folder = self.objects / key[:2]
         return folder / f"{key}.png", folder / f"{key}.json"
 
     def meta(self, key: str) -> dict[str, Any] | None:
         """The sidecar of an entry, or None if there is none (cheap: no PNG hashing)."""
-        png, side = self._paths(key)
+        png, side = self.paths(key)
         try:
             meta = json.loads(side.read_text(encoding="utf-8"))
             if not isinstance(meta, dict) or any(
@@ -144,7 +144,7 @@ class Cache:
 
     def get(self, key: str) -> Entry:
         """A verified entry; raises CorruptEntry if the PNG does not match its hash."""
-        png, _ = self._paths(key)
+        png, _ = self.paths(key)
         meta, _data = self._verified(key)
         return Entry(key, png, meta)
 
@@ -156,11 +156,11 @@ class Cache:
         """
         if key in self._checked:
             with contextlib.suppress(OSError):
-                return self._paths(key)[0].read_bytes()
+                return self.paths(key)[0].read_bytes()
         return self._verified(key)[1]
 
     def _verified(self, key: str) -> tuple[dict[str, Any], bytes]:
-        png, _ = self._paths(key)
+        png, _ = self.paths(key)
         meta = self.meta(key)
         if meta is None:
             raise CorruptEntry(f"cache entry {key[:12]} is missing or incomplete", png)
@@ -176,7 +176,7 @@ class Cache:
 
     def put(self, key: str, png_data: bytes, meta: dict[str, Any]) -> Entry:
         """Store atomically: PNG first, sidecar (the commit mark) last."""
-        png, side = self._paths(key)
+        png, side = self.paths(key)
         record = {
             **meta,
             "key": key,
@@ -203,7 +203,7 @@ class Cache:
 
     def discard(self, key: str) -> None:
         """Remove an entry (sidecar first, so it never looks complete half-way)."""
-        png, side = self._paths(key)
+        png, side = self.paths(key)
         for path in (side, png):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import is_temp_file, temp_files
 from .build import BuildOptions, LoadedSite, load_site
 from .cache import Cache, CorruptEntry
 from .config import load_config
@@ -119,11 +120,10 @@ def _derived_key(path: Path) -> str:
 
 def _stray_files(cache: Cache) -> Iterator[Path]:
     """Temp files of killed writes, and PNGs whose sidecar never got written."""
+    yield from temp_files(cache.objects)
     if cache.objects.is_dir():
-        for path in cache.objects.rglob("*"):
-            if path.is_file() and (path.name.endswith(".tmp") or
-                                   (path.suffix == ".png" and not path.with_suffix(".json")
-                                    .exists())):
+        for path in cache.objects.glob("*/*.png"):
+            if not is_temp_file(path.name) and not path.with_suffix(".json").exists():
                 yield path
 
 
@@ -140,7 +140,7 @@ def collect_garbage(root: Path, dry_run: bool = False) -> GcReport:
         keep = {e.key for e in entries if e.used}
         report.entries = [e for e in entries if not e.used]
         for key in sorted(doomed):
-            report.files += [p for p in _entry_files(cache, key) if p.exists()]
+            report.files += [p for p in cache.paths(key) if p.exists()]
         report.files += list(_stray_files(cache))
         derived = cache.dir / "derived"
         if derived.is_dir():
@@ -173,11 +173,6 @@ def _refuse_if_keys_are_unknown(root: Path) -> None:
             f"cannot tell which cached pictures model(s) {', '.join(unknown)} made: not on "
             "this machine and no fingerprint recorded in .genimg/fingerprints.json; "
             "gc refuses (run it where the model is)")
-
-
-def _entry_files(cache: Cache, key: str) -> list[Path]:
-    folder = cache.objects / key[:2]
-    return [folder / f"{key}.json", folder / f"{key}.png"]
 
 
 def _cache_dir(root: Path) -> Path:

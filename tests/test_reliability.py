@@ -343,7 +343,7 @@ def test_temp_files_are_never_entries(tmp_path, reference):
     build_site(root, PREVIEW)
     cache = Cache(root / ".genimg")
     key = sorted(cache.keys())[0]
-    png, side = cache._paths(key)
+    png, side = cache.paths(key)
     stray = [side.parent / f".{side.name}.abc123{TEMP_SUFFIX}",
              png.parent / f".{png.name}.def456{TEMP_SUFFIX}",
              root / "site" / f".index.html.x{TEMP_SUFFIX}"]
@@ -410,7 +410,7 @@ def test_corrupt_entry_with_missing_site_files_is_repaired_not_copied(tmp_path, 
     cache = Cache(root / ".genimg")
     key = next(k for k in dict.fromkeys(site.plan.shown_key.values())
                if site.plan.nodes[k].spec.prompt == "a house")
-    png, _ = cache._paths(key)
+    png, _ = cache.paths(key)
     damage(png)
     bad = png.read_bytes()
     for file in (root / "site" / "images").glob(f"*{key[:8]}*"):
@@ -430,7 +430,7 @@ def test_corrupt_entry_reported_by_the_cli(tmp_path, reference):
     build_site(root, PREVIEW)
     cache = Cache(root / ".genimg")
     key = sorted(reference["keys"])[0]
-    _flip(cache._paths(key)[0])
+    _flip(cache.paths(key)[0])
     for file in (root / "site").rglob(f"*{key[:8]}*"):
         file.unlink()
     from click.testing import CliRunner
@@ -451,8 +451,8 @@ def test_corrupt_parent_of_an_img2img_miss_is_rendered_again(tmp_path, damage):
     girl = site.plan.id_key["girl"]  # shown key: the restored picture
     base = site.plan.nodes[girl].parent  # the unrestored one: the restore's parent
     cache = Cache(root / ".genimg")
-    damage(cache._paths(girl)[0])
-    damage(cache._paths(base)[0])  # the grandparent too: repaired in turn
+    damage(cache.paths(girl)[0])
+    damage(cache.paths(base)[0])  # the grandparent too: repaired in turn
     post = root / "posts" / "2022-10-30-pair.md"
     post.write_text(post.read_text().replace("anime girl", "manga girl"), encoding="utf-8")
     report = build_site(root, PREVIEW)
@@ -472,10 +472,10 @@ def test_damaged_sidecar_means_render_again(tmp_path, reference):
     build_site(root, PREVIEW)
     cache = Cache(root / ".genimg")
     shown = list(dict.fromkeys(load_site(root, PREVIEW).plan.shown_key.values()))
-    cache._paths(shown[0])[1].write_text("{not json")
-    cache._paths(shown[1])[1].write_text("[1, 2]")
-    cache._paths(shown[2])[1].write_text(json.dumps({"png_size": "x"}))
-    cache._paths(shown[3])[1].write_bytes(b"\xff\xfe")
+    cache.paths(shown[0])[1].write_text("{not json")
+    cache.paths(shown[1])[1].write_text("[1, 2]")
+    cache.paths(shown[2])[1].write_text(json.dumps({"png_size": "x"}))
+    cache.paths(shown[3])[1].write_bytes(b"\xff\xfe")
     for key in shown[:4]:
         assert not cache.has(key)
     (root / ".genimg" / "hashes.json").write_text("[]")  # damaged memo: rehash, no crash

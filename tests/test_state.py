@@ -239,6 +239,6 @@ def test_deleted_cache_entry_is_noticed(blog: Path) -> None:
     """The sidecar index trusts a stat, so a missing PNG is still a missing entry."""
     cache = Cache(blog / ".genimg")
     key = sorted(cache.keys())[0]
-    cache._paths(key)[0].unlink()
+    cache.paths(key)[0].unlink()
     report = build_site(blog, PREVIEW)
     assert report.rendered == 1
