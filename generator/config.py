@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 
 from .errors import GenimgError
-from .specs import Location, did_you_mean, parse_defaults, short_repr
-from .yamlio import LineDict, load_yaml, read_text_file
+from .specs import Location, did_you_mean, parse_defaults, require_type, short_repr
+from .yamlio import key_lines_of, load_yaml, read_text_file
 
 CONFIG_NAME = "genimg.yaml"
 
@@ -107,20 +107,6 @@ class SiteConfig:
         return path if path.endswith("/") else path + "/"
 
 
-_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "a mapping"}
-
-
-def _require(value: Any, typ: type, key: str, where: Location) -> Any:
-    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-        name = _TYPE_NAMES.get(typ, typ.__name__)
-        raise where.error(f"{key!r} must be {name}, got {short_repr(value)}")
-    return value
-
-
-def _lines_of(data: Any) -> dict[Any, int]:
-    return dict(data.key_lines) if isinstance(data, LineDict) else {}
-
-
 def _check_keys(data: Mapping[str, Any], allowed: Any, what: str, lines: Mapping[Any, int],
                 file: str, line: int = 1) -> None:
     for key in data:
@@ -183,7 +169,8 @@ def load_config(root: Path) -> SiteConfig:
     values: dict[str, Any] = {}
     for key, typ in TOP_KEYS.items():
         if key in data:
-            values[key] = _require(data[key], typ, key, at(key))
+            require_type(key, data[key], (typ,), at(key))
+            values[key] = data[key]
 
     values["posts_dir"] = root / data.get("posts_dir", "posts")
     values["output_dir"] = root / data.get("output_dir", "site")
@@ -203,14 +190,14 @@ def load_config(root: Path) -> SiteConfig:
 
     models: dict[str, ModelConfig] = {}
     model_data = data.get("models") or {}
-    model_lines = _lines_of(model_data)
+    model_lines = key_lines_of(model_data)
     for name, spec in model_data.items():
         where = Location(file, model_lines.get(name, lines.get("models", 1)))
         shown = short_repr(str(name))
         if isinstance(spec, str):
             models[str(name)] = ModelConfig(str(name), spec)
         elif isinstance(spec, Mapping):
-            spec_lines = _lines_of(spec)
+            spec_lines = key_lines_of(spec)
             _check_keys(spec, MODEL_KEYS, f"model {shown}", spec_lines, file, where.line)
             if not isinstance(spec.get("source"), str):
                 raise where.error(
@@ -229,7 +216,7 @@ def load_config(root: Path) -> SiteConfig:
 
     if "face_restorer" in data:
         face = data["face_restorer"]
-        face_lines = _lines_of(face)
+        face_lines = key_lines_of(face)
 
         def face_at(key: str) -> Location:
             return Location(file, face_lines.get(key, lines.get("face_restorer", 1)))
@@ -255,13 +242,13 @@ def load_config(root: Path) -> SiteConfig:
 
     if "defaults" in data:
         defaults = data["defaults"]
-        checked = parse_defaults(defaults, at("defaults"), _lines_of(defaults),
+        checked = parse_defaults(defaults, at("defaults"), key_lines_of(defaults),
                                  forbidden=("id", "caption", "alt", "from"))
         values["defaults"] = MappingProxyType(checked)
 
     if "publish" in data:
         pub = data["publish"]
-        pub_lines = _lines_of(pub)
+        pub_lines = key_lines_of(pub)
         _check_keys(pub, PUBLISH_KEYS, "publish", pub_lines, file, lines.get("publish", 1))
         for key, value in pub.items():
             if not isinstance(value, str) and not (key == "cname" and value is None):

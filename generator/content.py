@@ -30,7 +30,7 @@ from .specs import (
     parse_image,
     short_repr,
 )
-from .yamlio import LineDict, LineList, load_yaml, read_text_file
+from .yamlio import LineDict, LineList, key_lines_of, load_yaml, read_text_file
 
 FRONT_MATTER_KEYS = ("title", "date", "tags", "draft", "slug", "summary", "extra")
 MARKDOWN_EXTENSIONS = ("fenced_code", "tables", "footnotes", "attr_list", "toc", "sane_lists")
@@ -207,7 +207,7 @@ def parse_gallery(yaml_text: str, where: Location, defaults: Mapping[str, Any]) 
         if data.get("defaults") is not None:
             raw = data["defaults"]
             block_defaults = parse_defaults(
-                raw, at("defaults"), raw.key_lines if isinstance(raw, LineDict) else {},
+                raw, at("defaults"), key_lines_of(raw),
                 forbidden=("id", "caption", "alt"))
         data = data.get("images")
         images_at = at("images")
@@ -224,7 +224,7 @@ def parse_gallery(yaml_text: str, where: Location, defaults: Mapping[str, Any]) 
             line = item_lines[index]
         else:
             line = where.line + 1
-        key_lines = item.key_lines if isinstance(item, LineDict) else {}
+        key_lines = key_lines_of(item)
         if images and images[-1].location.line == line:
             # A picture is known by its file and line (errors, cache ls, the page's figures).
             errors.append(GenimgError("put each image of a gallery on its own line",

@@ -194,17 +194,22 @@ def short_repr(value: Any) -> str:
 
 
 def _type_name(types: tuple[type, ...]) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+             dict: "a mapping"}
     if float in types:
         return "a number"
     return " or ".join(names.get(t, t.__name__) for t in types)
 
 
-def _check_type(key: str, value: Any, where: Location) -> None:
-    types = SPEC_KEYS[key]
+def require_type(key: str, value: Any, types: tuple[type, ...], where: Location) -> None:
+    """``value`` must be one of ``types``; YAML's true/false never counts as a number."""
     ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
     if not ok:
         raise where.error(f"{key!r} must be {_type_name(types)}, got {short_repr(value)}")
+
+
+def _check_type(key: str, value: Any, where: Location) -> None:
+    require_type(key, value, SPEC_KEYS[key], where)
 
 
 def _check_value(key: str, value: Any, where: Location,

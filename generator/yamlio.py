@@ -101,6 +101,11 @@ def _describe(exc: yaml.MarkedYAMLError, first_line: int) -> tuple[str, int]:
     return f"invalid YAML: {message}", line
 
 
+def key_lines_of(data: Any) -> dict[Any, int]:
+    """The file line of each key of a mapping from ``load_yaml`` ({} for anything else)."""
+    return dict(data.key_lines) if isinstance(data, LineDict) else {}
+
+
 def load_yaml(text: str, file: str, first_line: int) -> tuple[Any, dict[Any, int]]:
     """Parse ``text`` (which starts at ``first_line`` of ``file``) safely.
 
@@ -124,7 +129,7 @@ def load_yaml(text: str, file: str, first_line: int) -> tuple[Any, dict[Any, int
     except RecursionError:
         raise GenimgError("invalid YAML: nested too deeply", file, first_line) from None
     _shift(data, first_line, set())
-    lines = dict(data.key_lines) if isinstance(data, LineDict) else {}
+    lines = key_lines_of(data)
     return data, lines
 
 
