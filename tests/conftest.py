@@ -1,16 +1,20 @@
-"""Shared fixtures: small blogs written into a temp dir, and the repo's example blog."""
+"""Shared fixtures: small blogs written into a temp dir, and the repo's example blog.
+
+Tests marked ``render`` need the render extras (``pip install -e ".[render]"``): they
+are skipped where those are not installed, unless ``GENIMG_REQUIRE_RENDER=1`` (CI),
+which makes a missing extra an error instead.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
-import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import DEFAULT_CONFIG, REPO, MakeBlog, write_blog
 
 # The session fixture ``tiny_model`` (a random-weight SD pipeline built from configs).
 pytest_plugins = ["tests.tinymodels"]
@@ -20,7 +24,25 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-MakeBlog = Callable[..., Path]
+#: The modules of the render extras (pyproject.toml), as imported.
+RENDER_MODULES = ("torch", "torchvision", "diffusers", "transformers", "accelerate",
+                  "safetensors", "gfpgan", "facexlib", "basicsr")
+REQUIRE_RENDER = "GENIMG_REQUIRE_RENDER"
+
+
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected what will not run
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    render = [item for item in items if item.get_closest_marker("render")]
+    if not render:
+        return
+    missing = [name for name in RENDER_MODULES if importlib.util.find_spec(name) is None]
+    if not missing:
+        return
+    extras = f"the render extras (pip install -e '.[render]'); missing: {', '.join(missing)}"
+    if os.environ.get(REQUIRE_RENDER) == "1":
+        raise pytest.UsageError(f"{REQUIRE_RENDER}=1: {len(render)} selected tests need {extras}")
+    for item in render:
+        item.add_marker(pytest.mark.skip(reason=f"needs {extras}"))
 
 
 @pytest.fixture
@@ -30,16 +52,8 @@ def make_blog(tmp_path: Path) -> MakeBlog:
     Post texts are dedented; the config defaults to a title and base_url only.
     """
 
-    def make(posts: dict[str, str], config: str = "title: Test blog\nbase_url: /\n",
-             name: str = "blog") -> Path:
-        root = tmp_path / name
-        (root / "posts").mkdir(parents=True, exist_ok=True)
-        (root / "genimg.yaml").write_text(textwrap.dedent(config), encoding="utf-8")
-        for file, text in posts.items():
-            path = root / "posts" / file
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-        return root
+    def make(posts: dict[str, str], config: str = DEFAULT_CONFIG, name: str = "blog") -> Path:
+        return write_blog(tmp_path, posts, config, name)
 
     return make
 

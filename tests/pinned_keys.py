@@ -34,7 +34,10 @@ def keys_of(root: Path, preview: bool) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp:  # state and hashes stay out of the fixture
         copy = Path(tmp) / "blog"
-        shutil.copytree(root, copy, ignore=shutil.ignore_patterns(".genimg", "site"))
+        for part in ("posts", "models"):
+            if (root / part).is_dir():
+                shutil.copytree(root / part, copy / part)
+        shutil.copy(root / "genimg.yaml", copy / "genimg.yaml")
         site = load_site(copy, BuildOptions(preview=preview))
     images = {f"{s.location.file}:{s.location.line}": [site.plan.shown_key[s.location], s.seed]
               for s in site.images}

@@ -16,13 +16,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from generator.build import BuildOptions, build_site
-from generator.cli import main
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO, genimg
 
 CONFIG = """\
 title: Bad input
@@ -344,7 +341,7 @@ def blog(built: Path, tmp_path: Path) -> Path:
 def build_fails(root: Path, expected: list[tuple[str, int, str]]) -> list[str]:
     """Run ``genimg build --preview``; check exit 1, one line per problem, nothing touched."""
     before = snapshot(root)
-    result = CliRunner().invoke(main, ["build", "-C", str(root), "--preview", "-q"])
+    result = genimg("build", "-C", root, "--preview", "-q")
     assert isinstance(result.exception, SystemExit), result.exception  # not a traceback
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
@@ -377,7 +374,7 @@ def test_check_reports_the_same_lines(blog: Path):
     files, expected = CASES["several problems, one line each"]
     for name, content in files.items():
         (blog / name).write_text(content, encoding="utf-8")
-    result = CliRunner().invoke(main, ["check", "-C", str(blog)])
+    result = genimg("check", "-C", blog)
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert [line.split(": ", 2)[1] for line in lines] == [f"{f}:{n}" for f, n, _ in expected]
@@ -401,7 +398,7 @@ def _deny(monkeypatch: pytest.MonkeyPatch, target: Path) -> None:
 def test_config_permission_denied(blog: Path, monkeypatch: pytest.MonkeyPatch):
     _deny(monkeypatch, blog / "genimg.yaml")
     before = snapshot(blog)
-    result = CliRunner().invoke(main, ["build", "-C", str(blog), "--preview", "-q"])
+    result = genimg("build", "-C", blog, "--preview", "-q")
     monkeypatch.undo()
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert result.stderr.strip() == "error: genimg.yaml: cannot read: Permission denied"
@@ -413,7 +410,7 @@ def test_post_permission_denied(blog: Path, monkeypatch: pytest.MonkeyPatch):
     post.write_text(gallery(IMG), encoding="utf-8")
     _deny(monkeypatch, post)
     before = snapshot(blog)
-    result = CliRunner().invoke(main, ["build", "-C", str(blog), "--preview", "-q"])
+    result = genimg("build", "-C", blog, "--preview", "-q")
     monkeypatch.undo()
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert result.stderr.strip() == f"error: {BAD}: cannot read: Permission denied"
@@ -424,7 +421,7 @@ def test_config_that_is_a_folder(blog: Path):
     (blog / "genimg.yaml").unlink()
     (blog / "genimg.yaml").mkdir()
     before = snapshot(blog)
-    result = CliRunner().invoke(main, ["build", "-C", str(blog), "--preview", "-q"])
+    result = genimg("build", "-C", blog, "--preview", "-q")
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert result.stderr.strip() == "error: genimg.yaml: cannot read: Is a directory"
     assert snapshot(blog) == before
@@ -472,7 +469,7 @@ def test_frozen_build_names_every_missing_picture(blog: Path):
     second with a TypeError)."""
     (blog / BAD).write_text(gallery(IMG + "- prompt: another\n"), encoding="utf-8")
     before = snapshot(blog)
-    result = CliRunner().invoke(main, ["build", "-C", str(blog), "--frozen", "-q"])
+    result = genimg("build", "-C", blog, "--frozen", "-q")
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 3, result.stderr

@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 
 from generator.build import BuildOptions, build_site
+from tests.helpers import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-REPO = Path(__file__).resolve().parent.parent
 BASE_URL = "https://user.github.io/blog/"
 PAIR_POST = "/blog/posts/ai-images/"
 

@@ -9,14 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from generator.build import BuildOptions, build_site, load_site
 from generator.cache import Cache
-from generator.cli import main
 from generator.metadata import parse_infotext, png_bytes
-from tests.conftest import REPO, MakeBlog
+from tests.helpers import REPO, MakeBlog, genimg
 
 
 def tree(root: Path) -> dict[str, tuple[str, int]]:
@@ -26,11 +24,6 @@ def tree(root: Path) -> dict[str, tuple[str, int]]:
                                          p.stat().st_mtime_ns)
         for p in sorted(root.rglob("*")) if p.is_file()
     }
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_preview_build_of_the_example_blog(example_blog: Path) -> None:
@@ -113,16 +106,16 @@ def test_frozen_build_uses_recorded_fingerprints_without_the_model(make_blog: Ma
     (root / "model.safetensors").unlink()  # CI has no model: the recorded fingerprint serves
     recorded = json.loads((root / ".genimg/fingerprints.json").read_text())
     assert recorded["default = model.safetensors"].startswith("sha256:")
-    code, _, err = run_cli("build", "--frozen", "-q", "-C", str(root))
-    assert code == 0, err
+    result = genimg("build", "--frozen", "-q", "-C", root)
+    assert result.exit_code == 0, result.stderr
     assert len(list((root / "site/images").glob("*.png"))) == 1
 
 
 def test_build_without_a_model_fails_fast_and_says_how_to_proceed(example_blog: Path) -> None:
-    code, _, err = run_cli("build", "-C", str(example_blog))
-    assert code == 1
-    assert "Traceback" not in err and not (example_blog / "site").exists()
-    first = err.splitlines()[0]
+    result = genimg("build", "-C", example_blog)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr and not (example_blog / "site").exists()
+    first = result.stderr.splitlines()[0]
     assert "model 'default' not found" in first and "CompVis/stable-diffusion-v1-4" in first
     assert "Hugging Face cache" in first and "--preview" in first and "--frozen" in first
 
@@ -132,30 +125,31 @@ def test_bad_spec_is_one_line_with_file_and_line_and_site_untouched(simple_blog:
     before = tree(simple_blog / "site")
     post = simple_blog / "posts" / "2022-10-30-pair.md"
     post.write_text(post.read_text().replace("seed: 482861532", "seed: 482861532\n  widht: 64"))
-    code, _, err = run_cli("build", "--preview", "-C", str(simple_blog))
-    assert code == 1
-    assert err == ("error: posts/2022-10-30-pair.md:13: unknown image key 'widht' "
+    result = genimg("build", "--preview", "-C", simple_blog)
+    assert result.exit_code == 1
+    assert result.stderr == ("error: posts/2022-10-30-pair.md:13: unknown image key 'widht' "
                    "(did you mean 'width'?)\n")
     assert tree(simple_blog / "site") == before
 
 
 def test_check_and_info_commands(simple_blog: Path, example_blog: Path) -> None:
-    code, out, _ = run_cli("check", "-C", str(example_blog))
-    assert code == 0 and "3 posts, 24 pictures" in out
-    code, _, err = run_cli("check", "-C", str(simple_blog))  # no models: in genimg.yaml
-    assert code == 1 and "unknown model 'default'" in err
+    result = genimg("check", "-C", example_blog)
+    assert result.exit_code == 0 and "3 posts, 24 pictures" in result.stdout
+    result = genimg("check", "-C", simple_blog)  # no models: in genimg.yaml
+    assert result.exit_code == 1 and "unknown model 'default'" in result.stderr
     build_site(simple_blog, BuildOptions(preview=True))
     png = next((simple_blog / "site/images").glob("3509550471-*.png"))
-    code, out, _ = run_cli("info", str(png))
-    assert code == 0
+    result = genimg("info", png)
+    assert result.exit_code == 0
+    out = result.stdout
     assert "prompt: high quality cg, beautiful young girl" in out and "seed: 3509550471" in out
     assert "mode: img2img" in out and "strength: 0.6" in out
 
 
 @pytest.mark.parametrize("flag", ["--version", "--help"])
 def test_cli_basics(flag: str) -> None:
-    code, out, _ = run_cli(flag)
-    assert code == 0 and out
+    result = genimg(flag)
+    assert result.exit_code == 0 and result.stdout
 
 
 def test_a_renamed_model_source_never_reuses_the_old_fingerprint(make_blog: MakeBlog) -> None:
@@ -166,17 +160,17 @@ def test_a_renamed_model_source_never_reuses_the_old_fingerprint(make_blog: Make
     (root / "model.safetensors").unlink()
     config = root / "genimg.yaml"
     config.write_text(config.read_text().replace("model.safetensors", "other.safetensors"))
-    code, _, err = run_cli("build", "--frozen", "-q", "-C", str(root))
-    assert code == 1 and "not in the cache" in err  # the old pictures are not served
+    result = genimg("build", "--frozen", "-q", "-C", root)  # the old pictures are not served
+    assert result.exit_code == 1 and "not in the cache" in result.stderr
 
 
 def test_never_prunes_a_folder_genimg_did_not_write(simple_blog: Path) -> None:
     docs = simple_blog / "site"
     docs.mkdir()
     (docs / "handbook.html").write_text("hand-written")
-    code, _, err = run_cli("build", "--preview", "-q", "-C", str(simple_blog))
-    assert code == 1 and "holds files genimg did not write" in err
+    result = genimg("build", "--preview", "-q", "-C", simple_blog)
+    assert result.exit_code == 1 and "holds files genimg did not write" in result.stderr
     assert [p.name for p in docs.iterdir()] == ["handbook.html"]
     (docs / "handbook.html").unlink()
-    assert run_cli("build", "--preview", "-q", "-C", str(simple_blog))[0] == 0
+    assert genimg("build", "--preview", "-q", "-C", simple_blog).exit_code == 0
     assert (docs / ".genimg-site").is_file()

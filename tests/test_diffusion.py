@@ -20,12 +20,12 @@ from generator.models import ModelRef, ModelResolver
 from generator.render.base import RenderTask
 from generator.render.diffusion import DiffusionRenderer, batch_key, plan_batches
 from generator.specs import SAMPLERS, Location, parse_image
+from tests.helpers import REPO
 from tests.tinymodels import TinyModel
 
 # diffusers' schedulers vs NumPy 2 (not ours): hundreds of identical warnings otherwise.
 pytestmark = pytest.mark.filterwarnings("ignore:__array:DeprecationWarning")
 
-ROOT = Path(__file__).resolve().parent.parent
 SMALL = {"steps": 3, "width": 64, "height": 64}
 
 
@@ -69,8 +69,8 @@ def render_all(renderer: DiffusionRenderer, tasks, steps: list[int] | None = Non
 def test_import_does_not_import_torch():
     code = ("import sys, generator.render.diffusion; "
             "print([m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
     assert out.stdout.strip() == "[]"
 
 
@@ -97,6 +97,7 @@ def test_batch_key_ignores_what_may_differ_within_a_batch():
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_device_and_dtype_choice():
     import torch
 
@@ -113,6 +114,7 @@ def test_device_and_dtype_choice():
         assert pick_device("auto") in ("cpu", "mps")
 
 
+@pytest.mark.render  # the renderer imports diffusers before it looks for the model
 def test_missing_model_is_a_clear_error(tmp_path):
     renderer = DiffusionRenderer(make_config(tmp_path))
     gone = ModelRef("anime", "folder", str(tmp_path / "nowhere"), "fp")
@@ -142,6 +144,7 @@ def renderer(tiny_model, tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_same_spec_same_pixels_across_renderers(refs, renderer, tmp_path, tiny_model):
     first = render_all(renderer, [task(refs["folder"], seed=7)])[0]
     again = render_all(renderer, [task(refs["folder"], seed=7)])[0]
@@ -153,6 +156,7 @@ def test_same_spec_same_pixels_across_renderers(refs, renderer, tmp_path, tiny_m
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_different_seed_or_prompt_different_pixels(refs, renderer):
     a, b, c = render_all(renderer, [task(refs["folder"], "a", seed=1),
                                     task(refs["folder"], "b", seed=2),
@@ -162,6 +166,7 @@ def test_different_seed_or_prompt_different_pixels(refs, renderer):
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_full_seed_range(refs, renderer):
     low, high = render_all(renderer, [task(refs["folder"], "lo", seed=0),
                                       task(refs["folder"], "hi", seed=2**32 - 1)])
@@ -169,6 +174,7 @@ def test_full_seed_range(refs, renderer):
 
 
 @pytest.mark.slow
+@pytest.mark.render
 @pytest.mark.parametrize("sampler", ["Euler a", "DPM++ 2M Karras", "DDIM"])
 def test_batched_equals_one_by_one(refs, tmp_path, tiny_model, sampler, monkeypatch):
     tasks = [task(refs["folder"], str(i), seed=100 + i, sampler=sampler,
@@ -190,6 +196,7 @@ def test_batched_equals_one_by_one(refs, tmp_path, tiny_model, sampler, monkeypa
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_img2img_uses_its_parent(refs, renderer):
     base = dict(mode="img2img", strength=0.6, seed=5, **{"from": "parent"})
     red = Image.new("RGB", (64, 64), (200, 30, 30))
@@ -209,6 +216,7 @@ def test_img2img_uses_its_parent(refs, renderer):
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_img2img_runs_at_least_one_step(refs, renderer):
     steps: list[int] = []
     source = Image.new("RGB", (64, 64), "white")
@@ -219,6 +227,7 @@ def test_img2img_runs_at_least_one_step(refs, renderer):
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_single_file_loads_like_the_folder(refs, renderer):
     folder, single = render_all(renderer, [task(refs["folder"], "f", seed=3),
                                            task(refs["file"], "s", seed=3)])
@@ -227,6 +236,7 @@ def test_single_file_loads_like_the_folder(refs, renderer):
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_model_loaded_once_and_pipelines_share_modules(refs, tmp_path, tiny_model, monkeypatch):
     renderer = DiffusionRenderer(make_config(tmp_path, tiny_model, batch_size=2))
     loads = []
@@ -247,6 +257,7 @@ def test_model_loaded_once_and_pipelines_share_modules(refs, tmp_path, tiny_mode
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_every_sampler_runs_and_counts_steps(refs, renderer):
     tasks = [task(refs["folder"], name, sampler=name, steps=2) for name in SAMPLERS]
     steps: list[int] = []
@@ -256,6 +267,7 @@ def test_every_sampler_runs_and_counts_steps(refs, renderer):
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_size_cfg_and_options(refs, tmp_path, tiny_model):
     renderer = DiffusionRenderer(make_config(tmp_path, tiny_model, vae_tiling=True,
                                              cpu_offload=True, device="cpu", dtype="float32"))
@@ -266,6 +278,7 @@ def test_size_cfg_and_options(refs, tmp_path, tiny_model):
 
 
 @pytest.mark.slow
+@pytest.mark.render
 @pytest.mark.filterwarnings("ignore:The `local_dir_use_symlinks`:UserWarning")  # diffusers'
 def test_hub_model_from_the_local_cache_only(tiny_model, tmp_path, monkeypatch):
     commit = "0123456789abcdef0123456789abcdef01234567"
@@ -294,6 +307,7 @@ def test_hub_model_from_the_local_cache_only(tiny_model, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_broken_model_folder_is_a_clear_error(tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()

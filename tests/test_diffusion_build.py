@@ -10,10 +10,10 @@ from PIL import Image
 
 from generator.build import BuildOptions, Progress, build_site
 from generator.metadata import parse_infotext
-from tests.conftest import MakeBlog
+from tests.helpers import MakeBlog
 from tests.tinymodels import TinyModel
 
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.render,
               pytest.mark.filterwarnings("ignore:__array:DeprecationWarning")]
 
 POST = """

@@ -18,13 +18,12 @@ from generator.errors import GenimgError
 from generator.models import FaceRestorerRef
 from generator.render.base import RenderTask
 from generator.specs import Location, parse_image
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO
 
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh interpreter (nothing imported yet) from the repo root."""
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT,
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -45,6 +44,7 @@ def test_importing_faces_does_not_import_torch() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_shim_is_what_makes_gfpgan_importable() -> None:
     result = run_python("""
         import importlib.util, sys
@@ -176,6 +176,7 @@ def diff_box(a: Image.Image, b: Image.Image) -> tuple[int, int, int, int] | None
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_restores_the_face_and_nothing_else(tiny: dict[str, Any], tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from generator.render import faces
@@ -207,6 +208,7 @@ def test_restores_the_face_and_nothing_else(tiny: dict[str, Any], tmp_path: Path
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_face_weight_blends_original_and_restored(tiny: dict[str, Any], tmp_path: Path) -> None:
     import numpy as np
 
@@ -220,12 +222,14 @@ def test_face_weight_blends_original_and_restored(tiny: dict[str, Any], tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_restoration_is_deterministic(tiny: dict[str, Any], tmp_path: Path) -> None:
     ref, src = ref_of(tiny), picture(4)
     assert restore(tmp_path, ref, src).tobytes() == restore(tmp_path, ref, src).tobytes()
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_picture_without_a_face_comes_back_unchanged(faceless: dict[str, Any],
                                                      tmp_path: Path) -> None:
     src = picture(5)
@@ -234,6 +238,7 @@ def test_picture_without_a_face_comes_back_unchanged(faceless: dict[str, Any],
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_nothing_is_downloaded(tiny: dict[str, Any], tmp_path: Path,
                                monkeypatch: pytest.MonkeyPatch) -> None:
     from generator.render.compat import ensure_gfpgan_importable
@@ -274,7 +279,7 @@ def test_nothing_is_downloaded(tiny: dict[str, Any], tmp_path: Path,
 ])
 def test_missing_weights_say_which_file_and_where_to_get_it(tmp_path: Path, key: str,
                                                             where: str) -> None:
-    """Fails before torch is imported: this test stays fast."""
+    """Fails before torch is imported: this test stays fast, and needs no render extras."""
     # checked before torch is imported: placeholders stand in for the other two files
     cfg: dict[str, Any] = {"options": {}}
     for name in ("model", "detection", "parsing"):
@@ -282,13 +287,14 @@ def test_missing_weights_say_which_file_and_where_to_get_it(tmp_path: Path, key:
         cfg[name].write_bytes(b"")
     missing = tmp_path / f"no-{key}.pth"
     with pytest.raises(GenimgError) as info:
-        restore(tmp_path, ref_of(cfg, **{key: missing}), picture())
+        restore(tmp_path, ref_of(cfg, **{key: missing}), Image.new("RGB", (64, 64)))
     message = str(info.value)
     assert message.startswith(f"{missing}: ")
     assert where in message and "not found" in message and f"face_restorer: {key}:" in message
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path) -> None:
     import torch
 
@@ -304,10 +310,11 @@ def test_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path) -> None:
 def test_an_unusable_restorer_says_why(tmp_path: Path) -> None:
     ref = FaceRestorerRef(Path(), Path(), Path(), {}, "recorded", problem="no face_restorer")
     with pytest.raises(GenimgError, match=r"^posts/p.md:7: no face_restorer$"):
-        restore(tmp_path, ref, picture())
+        restore(tmp_path, ref, Image.new("RGB", (64, 64)))  # no NumPy: no render extras
 
 
 @pytest.mark.slow
+@pytest.mark.render
 @pytest.mark.parametrize("key", ["model", "detection", "parsing"])
 @pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04broken zip"])
 def test_corrupt_weights_name_the_file(tiny: dict[str, Any], tmp_path: Path, key: str,
@@ -321,6 +328,7 @@ def test_corrupt_weights_name_the_file(tiny: dict[str, Any], tmp_path: Path, key
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_truncated_checkpoint_names_the_file(tiny: dict[str, Any], tmp_path: Path) -> None:
     bad = tmp_path / "truncated.pth"
     bad.write_bytes(Path(tiny["model"]).read_bytes()[:5000])
@@ -330,6 +338,7 @@ def test_truncated_checkpoint_names_the_file(tiny: dict[str, Any], tmp_path: Pat
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_weights_of_another_architecture_are_a_clear_error(tiny: dict[str, Any],
                                                            tmp_path: Path) -> None:
     ref = ref_of(tiny)
@@ -344,6 +353,7 @@ def test_weights_of_another_architecture_are_a_clear_error(tiny: dict[str, Any],
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_safetensors_and_dataparallel_weights_load(tiny: dict[str, Any], tmp_path: Path) -> None:
     import torch
     from safetensors.torch import save_file
@@ -361,6 +371,7 @@ def test_safetensors_and_dataparallel_weights_load(tiny: dict[str, Any], tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_render_refuses_tasks_it_cannot_do(tiny: dict[str, Any], tmp_path: Path) -> None:
     where = Location("posts/p.md", 3)
     txt2img = RenderTask("k", parse_image({"prompt": "a cat"}, where), restorer=ref_of(tiny),
@@ -373,6 +384,7 @@ def test_render_refuses_tasks_it_cannot_do(tiny: dict[str, Any], tmp_path: Path)
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_close_frees_and_a_later_task_reloads(tiny: dict[str, Any], tmp_path: Path) -> None:
     face = restorer(tmp_path)
     src = picture(8)
@@ -407,6 +419,7 @@ def restored_pngs(root: Path) -> list[Path]:
 
 
 @pytest.mark.slow
+@pytest.mark.render
 def test_build_restores_a_user_picture_and_caches_it(tiny: dict[str, Any],
                                                      make_blog: Any) -> None:
     import yaml

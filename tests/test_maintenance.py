@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 from PIL import Image
 
 from generator.build import BuildOptions, load_site
 from generator.cache import Cache
-from generator.cli import main
 from generator.metadata import png_bytes
 from generator.plan import Node
+from tests.helpers import genimg
 
 CONFIG = """
     title: Kept
@@ -66,10 +65,6 @@ def no_models(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture
 def blog(make_blog) -> Path:
     return make_blog({"2024-01-01-a.md": POST_A, "2024-01-02-b.md": POST_B}, config=CONFIG)
-
-
-def genimg(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 def put_fake(cache: Cache, node: Node, preview: bool = False) -> None:
@@ -293,7 +288,7 @@ def test_gc_refuses_when_a_model_is_absent_and_never_recorded(blog: Path) -> Non
     """Without the model or its recorded fingerprint, its pictures would all look unused."""
     cache = Cache(blog / ".genimg")
     cache.put("ab" * 32, b"not really a png", {"width": 1, "height": 1, "preview": False})
-    result = CliRunner().invoke(main, ["cache", "gc", "-C", str(blog)])
+    result = genimg("cache", "gc", "-C", blog)
     assert result.exit_code == 1
     assert "cannot tell which cached pictures model(s) default made" in result.output
     assert cache.has("ab" * 32)

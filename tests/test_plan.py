@@ -9,7 +9,7 @@ from PIL import Image
 
 from generator.build import BuildOptions, load_site
 from generator.errors import GenimgError
-from tests.conftest import MakeBlog
+from tests.helpers import MakeBlog
 
 
 def plan_of(root: Path):

@@ -27,8 +27,8 @@ from generator.atomic import TEMP_SUFFIX, DiskFull
 from generator.build import BuildOptions, build_site, load_site
 from generator.cache import Cache
 from generator.errors import GenimgError
+from tests.helpers import REPO, genimg, write_blog
 
-REPO = Path(__file__).resolve().parent.parent
 HOOK = Path(__file__).resolve().parent / "genimg_hook.py"
 PREVIEW = BuildOptions(preview=True)
 
@@ -94,13 +94,10 @@ title: More
 RENDERS = 7
 
 
-def make_blog(parent: Path, name: str = "blog") -> Path:
+def sample_blog(parent: Path, name: str = "blog") -> Path:
     """Two posts: txt2img + face restore + img2img chain, a user photo, two plain pictures."""
-    root = parent / name
-    (root / "posts").mkdir(parents=True)
-    (root / "genimg.yaml").write_text("title: Reliability\nbase_url: /\n", encoding="utf-8")
-    (root / "posts" / "2022-10-30-pair.md").write_text(PAIR_POST, encoding="utf-8")
-    (root / "posts" / "2022-11-01-more.md").write_text(MORE_POST, encoding="utf-8")
+    root = write_blog(parent, {"2022-10-30-pair.md": PAIR_POST, "2022-11-01-more.md": MORE_POST},
+                      config="title: Reliability\nbase_url: /\n", name=name)
     Image.new("RGB", (64, 64), (200, 100, 50)).save(root / "posts" / "photo.png")
     return root
 
@@ -154,7 +151,7 @@ def counting_build(root: Path) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The site and cache files of one uninterrupted build, and what it wrote."""
-    root = make_blog(tmp_path_factory.mktemp("reference"))
+    root = sample_blog(tmp_path_factory.mktemp("reference"))
     counts = counting_build(root)
     assert counts["rendered"] == RENDERS
     return {"site": tree(root / "site"), "cache": tree(root / ".genimg"),
@@ -286,7 +283,7 @@ def run_cli(root: Path, *args: str, hook: dict | None = None,
 def test_sigkill_at_any_rename_resumes_to_the_same_site(tmp_path, reference, n):
     if isinstance(n, float):
         n = point(n, reference["replace"])
-    root = make_blog(tmp_path)
+    root = sample_blog(tmp_path)
     assert killed_in_fork(root, kill_at(os, "replace", n)) == signal.SIGKILL
     assert temp_files(root), "the kill came before a rename: its temp file is still there"
     assert_consistent_after_kill(root, reference)
@@ -296,7 +293,7 @@ def test_sigkill_at_any_rename_resumes_to_the_same_site(tmp_path, reference, n):
 # os.write: killed in the middle of a file (cache PNGs first, then thumbnails and pages).
 @pytest.mark.parametrize("fraction", [0.0, 0.02, 0.08, 0.25, 0.5, 0.75, 0.99])
 def test_sigkill_in_the_middle_of_a_write_resumes(tmp_path, reference, fraction):
-    root = make_blog(tmp_path)
+    root = sample_blog(tmp_path)
     limit = point(fraction, reference["bytes"])
     assert killed_in_fork(root, kill_after_bytes(limit)) == signal.SIGKILL
     assert temp_files(root), "the half-written file must be a temp file"
@@ -308,7 +305,7 @@ def test_sigkill_in_the_middle_of_a_write_resumes(tmp_path, reference, fraction)
 def test_sigkill_during_a_render_resumes(tmp_path, reference, n):
     import generator.render.preview as preview
 
-    root = make_blog(tmp_path)
+    root = sample_blog(tmp_path)
     assert killed_in_fork(root, kill_at(preview, "preview_picture", n)) == signal.SIGKILL
     assert len(complete_keys(root)) == n - 1
     assert_consistent_after_kill(root, reference)
@@ -316,7 +313,7 @@ def test_sigkill_during_a_render_resumes(tmp_path, reference, n):
 
 
 def test_killed_twice_then_resumed(tmp_path, reference):
-    root = make_blog(tmp_path)
+    root = sample_blog(tmp_path)
     assert killed_in_fork(root, kill_at(os, "replace", 5)) == signal.SIGKILL
     assert killed_in_fork(root, kill_after_bytes(reference["bytes"] // 3)) == signal.SIGKILL
     assert_consistent_after_kill(root, reference)
@@ -325,7 +322,7 @@ def test_killed_twice_then_resumed(tmp_path, reference):
 
 def test_sigkill_of_a_real_genimg_process(tmp_path, reference):
     """End to end: the real CLI process, killed by the hook during the cache writes."""
-    root = make_blog(tmp_path)
+    root = sample_blog(tmp_path)
     result = run_cli(root, hook={"target": "replace", "n": 8, "action": "kill"})
     assert result.returncode == -signal.SIGKILL
     assert temp_files(root / ".genimg")
@@ -339,7 +336,7 @@ def test_sigkill_of_a_real_genimg_process(tmp_path, reference):
 
 def test_temp_files_are_never_entries(tmp_path, reference):
     """Stray temp files (even holding a whole entry) are ignored, then swept away."""
-    root = make_blog(tmp_path)
+    root = sample_blog(tmp_path)
     build_site(root, PREVIEW)
     cache = Cache(root / ".genimg")
     key = sorted(cache.keys())[0]
@@ -376,7 +373,7 @@ def test_atomic_write_keeps_the_usual_file_mode(tmp_path):
 @pytest.mark.parametrize(("target", "n", "saved"), [("put", 3, 2), ("render", 6, 5)])
 def test_ctrl_c_stops_between_pictures_and_says_how_many(tmp_path, reference, target, n,
                                                          saved):
-    root = make_blog(tmp_path)
+    root = sample_blog(tmp_path)
     result = run_cli(root, hook={"target": target, "n": n, "action": "sigint"})
     assert result.returncode == 130
     assert f"interrupted: {saved} of {RENDERS} pictures were saved" in result.stderr
@@ -404,7 +401,7 @@ def _truncate(path: Path) -> None:
 @pytest.mark.parametrize("damage", [_flip, _truncate])
 def test_corrupt_entry_with_missing_site_files_is_repaired_not_copied(tmp_path, reference,
                                                                       damage):
-    root = make_blog(tmp_path)
+    root = sample_blog(tmp_path)
     build_site(root, PREVIEW)
     site = load_site(root, PREVIEW)
     cache = Cache(root / ".genimg")
@@ -426,18 +423,14 @@ def test_corrupt_entry_with_missing_site_files_is_repaired_not_copied(tmp_path, 
 
 
 def test_corrupt_entry_reported_by_the_cli(tmp_path, reference):
-    root = make_blog(tmp_path)
+    root = sample_blog(tmp_path)
     build_site(root, PREVIEW)
     cache = Cache(root / ".genimg")
     key = sorted(reference["keys"])[0]
     _flip(cache.paths(key)[0])
     for file in (root / "site").rglob(f"*{key[:8]}*"):
         file.unlink()
-    from click.testing import CliRunner
-
-    from generator.cli import main
-
-    result = CliRunner().invoke(main, ["build", "-C", str(root), "--preview", "-q"])
+    result = genimg("build", "-C", root, "--preview", "-q")
     assert result.exit_code == 0, result.output
     assert f"warning: cache entry {key[:12]} was corrupt; rendering it again" in result.stderr
     assert tree(root / "site") == reference["site"]
@@ -445,7 +438,7 @@ def test_corrupt_entry_reported_by_the_cli(tmp_path, reference):
 
 @pytest.mark.parametrize("damage", [_flip, _truncate])
 def test_corrupt_parent_of_an_img2img_miss_is_rendered_again(tmp_path, damage):
-    root = make_blog(tmp_path)
+    root = sample_blog(tmp_path)
     build_site(root, PREVIEW)
     site = load_site(root, PREVIEW)
     girl = site.plan.id_key["girl"]  # shown key: the restored picture
@@ -459,7 +452,7 @@ def test_corrupt_parent_of_an_img2img_miss_is_rendered_again(tmp_path, damage):
     assert sorted(report.repaired) == sorted([girl, base])
     assert report.rendered == 3
 
-    clean = make_blog(tmp_path, "clean")
+    clean = sample_blog(tmp_path, "clean")
     post = clean / "posts" / "2022-10-30-pair.md"
     post.write_text(post.read_text().replace("anime girl", "manga girl"), encoding="utf-8")
     build_site(clean, PREVIEW)
@@ -468,7 +461,7 @@ def test_corrupt_parent_of_an_img2img_miss_is_rendered_again(tmp_path, damage):
 
 
 def test_damaged_sidecar_means_render_again(tmp_path, reference):
-    root = make_blog(tmp_path)
+    root = sample_blog(tmp_path)
     build_site(root, PREVIEW)
     cache = Cache(root / ".genimg")
     shown = list(dict.fromkeys(load_site(root, PREVIEW).plan.shown_key.values()))
@@ -489,7 +482,7 @@ def test_damaged_sidecar_means_render_again(tmp_path, reference):
 
 @pytest.mark.slow
 def test_second_build_fails_clearly_or_waits(tmp_path, reference):
-    root = make_blog(tmp_path)
+    root = sample_blog(tmp_path)
     marker = tmp_path / "holding"
     first = run_cli(root, hook={"target": "put", "n": 2, "action": "sleep",
                                 "marker": str(marker), "seconds": 2.5}, wait=False)
@@ -519,7 +512,7 @@ def test_second_build_fails_clearly_or_waits(tmp_path, reference):
 
 @pytest.mark.slow
 def test_builds_started_together_share_the_work(tmp_path, reference):
-    root = make_blog(tmp_path)
+    root = sample_blog(tmp_path)
     procs = [run_cli(root, "--wait", "60", wait=False) for _ in range(3)]
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], results
@@ -532,7 +525,7 @@ def test_builds_started_together_share_the_work(tmp_path, reference):
 
 def test_lock_is_released_by_a_killed_build(tmp_path):
     """flock dies with its process: a SIGKILLed build never blocks the next one."""
-    root = make_blog(tmp_path)
+    root = sample_blog(tmp_path)
     cache = Cache(root / ".genimg")
 
     def hold_and_die() -> None:
@@ -565,7 +558,7 @@ def _enospc_after(monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
 @pytest.fixture(scope="module")
 def half_built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A blog whose first post is built; the second, just written, is not (yet)."""
-    root = make_blog(tmp_path_factory.mktemp("half"))
+    root = sample_blog(tmp_path_factory.mktemp("half"))
     more = root / "posts" / "2022-11-01-more.md"
     more.rename(root / "more.md")
     build_site(root, PREVIEW)
@@ -618,7 +611,7 @@ def test_disk_full_loses_nothing_already_cached(tmp_path, monkeypatch, reference
 
 @pytest.mark.slow
 def test_disk_full_in_a_real_process_exits_1_with_one_clear_line(tmp_path, reference):
-    root = make_blog(tmp_path)
+    root = sample_blog(tmp_path)
     # while storing pictures; then (a new build) while writing the site
     for limit in (point(0.05, reference["bytes"]), point(0.8, reference["bytes"])):
         result = run_cli(root, hook={"target": "write", "bytes": limit, "action": "enospc"})
@@ -635,13 +628,9 @@ def test_disk_full_in_a_real_process_exits_1_with_one_clear_line(tmp_path, refer
 
 
 def test_other_os_errors_are_one_line_not_a_traceback(tmp_path):
-    root = make_blog(tmp_path)
+    root = sample_blog(tmp_path)
     (root / ".genimg").write_text("a file where the cache folder goes")
-    from click.testing import CliRunner
-
-    from generator.cli import main
-
-    result = CliRunner().invoke(main, ["build", "-C", str(root), "--preview", "-q"])
+    result = genimg("build", "-C", root, "--preview", "-q")
     assert result.exit_code == 1
     assert isinstance(result.exception, SystemExit)
     lines = result.stderr.strip().splitlines()
@@ -652,7 +641,7 @@ def test_other_os_errors_are_one_line_not_a_traceback(tmp_path):
 def test_reference_site_has_no_blog_path_in_it(tmp_path, reference):
     """The byte-for-byte comparisons above assume the site does not depend on where the
     blog folder is; prove it once."""
-    root = make_blog(tmp_path, "elsewhere")
+    root = sample_blog(tmp_path, "elsewhere")
     build_site(root, PREVIEW)
     assert tree(root / "site") == reference["site"]
     assert not any(str(tmp_path).encode() in data for data in reference["site"].values())

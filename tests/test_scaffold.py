@@ -8,15 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
 
-from generator.cli import main
 from generator.content import load_post
 from generator.scaffold import WORKFLOW_PATH
-
-
-def genimg(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+from tests.helpers import genimg
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ import pytest
 from generator.build import BuildOptions
 from generator.errors import GenimgError
 from generator.serve import EVENTS_PATH, DevServer, resolve
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO
 
 POST = """
     ---

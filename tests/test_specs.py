@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 from generator.errors import GenimgError
 from generator.plan import canonical_key, key_fields
-from generator.specs import SAMPLERS, SEED_MAX, Location, derive_seed, parse_image
+from generator.specs import (
+    PRESENTATION_KEYS,
+    SAMPLERS,
+    SEED_MAX,
+    Location,
+    derive_seed,
+    parse_image,
+)
 
 WHERE = Location("posts/a.md", 10)
 MODEL_FP = "sha256:model"
@@ -109,6 +116,7 @@ def test_key_ignores_presentation_and_key_order(raw: dict, extra: dict, rnd: ran
     items = list({**raw, **extra}.items())
     rnd.shuffle(items)
     assert key_of(raw) == key_of(dict(items))
+    assert {"id", "caption", "alt"} >= PRESENTATION_KEYS  # ``presentation`` draws them all
 
 
 PIXEL_CHANGES: dict[str, Any] = {

@@ -17,7 +17,7 @@ import pytest
 import generator.state
 from generator.build import BuildOptions, build_site
 from generator.cache import Cache
-from tests.conftest import MakeBlog
+from tests.helpers import MakeBlog
 
 PREVIEW = BuildOptions(preview=True)
 
