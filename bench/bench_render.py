@@ -82,10 +82,11 @@ def run_genimg(args: argparse.Namespace) -> tuple[float, Render]:
     from diffusers import AutoPipelineForText2Image  # noqa: F401  (import cost not timed)
 
     from generator.config import SiteConfig
+    from generator.errors import Location
     from generator.models import ModelRef
     from generator.render.base import RenderTask
     from generator.render.diffusion import DiffusionRenderer
-    from generator.specs import Location, parse_image
+    from generator.specs import parse_image
 
     config = SiteConfig(root=Path(args.model).parent, device=args.device, dtype=args.dtype)
     ref = ModelRef("bench", "folder", args.model, "bench")

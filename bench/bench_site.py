@@ -200,8 +200,9 @@ def fill_cache(root: Path) -> tuple[int, float]:
     """Put a real PNG (with its infotext) in the cache for every planned picture missing."""
     import time
 
-    from generator.build import BuildOptions, infotext_for, load_site
+    from generator.build import BuildOptions, load_site
     from generator.cache import Cache
+    from generator.infotext import infotext_for
     from generator.metadata import png_bytes
     from generator.plan import key_fields
 
@@ -368,16 +369,16 @@ STAGES = [
     ("    Markdown.convert (incl. galleries)", "markdown.core", "Markdown.convert"),
     ("      parse_gallery (YAML + specs)", "generator.content", "parse_gallery"),
     ("  Planner.plan (cache keys)", "generator.plan", "Planner.plan"),
-    ("_walk (scandir site/)", "generator.build", "_walk"),
-    ("_verify_for_site (stat site files)", "generator.build", "_verify_for_site"),
-    ("_needed (cache lookups)", "generator.build", "_needed"),
-    ("Figures (template data inputs)", "generator.build", "Figures.__init__"),
+    ("output.walk (scandir site/)", "generator.output", "walk"),
+    ("verify_for_site (stat site files)", "generator.build", "verify_for_site"),
+    ("find_misses (cache lookups)", "generator.build", "find_misses"),
+    ("Figures (template data inputs)", "generator.figures", "Figures.__init__"),
     ("ImageWriter.write (web images)", "generator.images", "ImageWriter.write"),
-    ("_render_pages (digests + Jinja2)", "generator.build", "_render_pages"),
+    ("render_changed_pages (digests + Jinja2)", "generator.build", "render_changed_pages"),
     ("  PageRenderer.render (Jinja2)", "generator.pages", "PageRenderer.render"),
     ("  post_html (gallery rows)", "generator.pages", "PageRenderer.post_html"),
-    ("_write_site (compare + write pages)", "generator.build", "_write_site"),
-    ("  _remove_stale", "generator.build", "_remove_stale"),
+    ("output.write_site (compare + write pages)", "generator.output", "write_site"),
+    ("  _remove_stale", "generator.output", "_remove_stale"),
     ("PageState.save", "generator.state", "PageState.save"),
     ("PostCache.save", "generator.state", "PostCache.save"),
     ("Cache.save_index", "generator.cache", "Cache.save_index"),

@@ -35,7 +35,7 @@ def reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .build import Interrupted
+        from .rendering import Interrupted
 
         try:
             return func(*args, **kwargs)
@@ -110,7 +110,8 @@ def info(files: tuple[Path, ...], raw: bool) -> None:
     """Print the prompt and settings stored in PNG files, as a gallery spec."""
     import yaml
 
-    from .metadata import infotext_to_spec, read_infotext
+    from .infotext import infotext_to_spec
+    from .metadata import read_infotext
 
     for file in files:
         text = read_infotext(file)

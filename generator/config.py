@@ -10,37 +10,13 @@ from typing import Any
 
 import yaml
 
-from .errors import GenimgError
-from .specs import Location, did_you_mean, parse_defaults, require_type, short_repr
+from . import schema
+from .errors import GenimgError, Location, short_repr
+from .modes import RENDERERS
+from .specs import parse_defaults
 from .yamlio import key_lines_of, load_yaml, read_text_file
 
 CONFIG_NAME = "genimg.yaml"
-
-TOP_KEYS = {
-    "title": str,
-    "base_url": str,
-    "language": str,
-    "author": str,
-    "description": str,
-    "posts_dir": str,
-    "output_dir": str,
-    "cache_dir": str,
-    "theme_dir": str,
-    "per_page": int,
-    "allow_downloads": bool,
-    "device": str,
-    "dtype": str,
-    "cpu_offload": bool,
-    "vae_tiling": bool,
-    "batch_size": int,
-    "models": dict,
-    "face_restorer": dict,
-    "defaults": dict,
-    "publish": dict,
-}
-MODEL_KEYS = ("source", "config", "revision")
-FACE_KEYS = ("model", "detection", "parsing", "options")
-PUBLISH_KEYS = ("remote", "branch", "cname", "message")
 
 
 @dataclass(frozen=True)
@@ -63,35 +39,43 @@ class FaceRestorerConfig:
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
+_PUBLISH = schema.defaults_of(schema.PUBLISH)
+
+
 @dataclass(frozen=True)
 class PublishConfig:
-    remote: str = "origin"
-    branch: str = "gh-pages"
-    cname: str | None = None
-    message: str = "Publish site"
+    remote: str = _PUBLISH["remote"]
+    branch: str = _PUBLISH["branch"]
+    cname: str | None = _PUBLISH["cname"]
+    message: str = _PUBLISH["message"]
+
+
+_DEFAULTS = schema.defaults_of(schema.CONFIG)
 
 
 @dataclass(frozen=True)
 class SiteConfig:
-    """Everything a build needs to know about a blog; paths are absolute."""
+    """Everything a build needs to know about a blog; paths are absolute.
+
+    Its defaults are ``schema.CONFIG``'s (``load_config`` fills every field)."""
 
     root: Path
-    title: str = "My genimg blog"
-    base_url: str = "/"
-    language: str = "en"
-    author: str = ""
-    description: str = ""
-    posts_dir: Path = Path("posts")
-    output_dir: Path = Path("site")
-    cache_dir: Path = Path(".genimg")
-    theme_dir: Path = Path("theme")
-    per_page: int = 10
-    allow_downloads: bool = False
-    device: str = "auto"
-    dtype: str = "auto"
-    cpu_offload: bool = False
-    vae_tiling: bool = False
-    batch_size: int = 4
+    title: str = _DEFAULTS["title"]
+    base_url: str = _DEFAULTS["base_url"]
+    language: str = _DEFAULTS["language"]
+    author: str = _DEFAULTS["author"]
+    description: str = _DEFAULTS["description"]
+    posts_dir: Path = Path(_DEFAULTS["posts_dir"])
+    output_dir: Path = Path(_DEFAULTS["output_dir"])
+    cache_dir: Path = Path(_DEFAULTS["cache_dir"])
+    theme_dir: Path = Path(_DEFAULTS["theme_dir"])
+    per_page: int = _DEFAULTS["per_page"]
+    allow_downloads: bool = _DEFAULTS["allow_downloads"]
+    device: str = _DEFAULTS["device"]
+    dtype: str = _DEFAULTS["dtype"]
+    cpu_offload: bool = _DEFAULTS["cpu_offload"]
+    vae_tiling: bool = _DEFAULTS["vae_tiling"]
+    batch_size: int = _DEFAULTS["batch_size"]
     models: Mapping[str, ModelConfig] = field(default_factory=lambda: MappingProxyType({}))
     face_restorer: FaceRestorerConfig | None = None
     defaults: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
@@ -105,15 +89,6 @@ class SiteConfig:
 
         path = urlsplit(self.base_url).path or "/"
         return path if path.endswith("/") else path + "/"
-
-
-def _check_keys(data: Mapping[str, Any], allowed: Any, what: str, lines: Mapping[Any, int],
-                file: str, line: int = 1) -> None:
-    for key in data:
-        if key not in allowed:
-            where = Location(file, lines.get(key, line))
-            raise where.error(
-                f"unknown {what} key {short_repr(key)}{did_you_mean(str(key), list(allowed))}")
 
 
 def _check_folders(root: Path, values: dict[str, Any], at: Any, written: Any) -> None:
@@ -152,111 +127,71 @@ def load_config(root: Path) -> SiteConfig:
     root = root.resolve()
     path = root / CONFIG_NAME
     if not path.exists() and not path.is_symlink():
-        return SiteConfig(root=root, posts_dir=root / "posts", output_dir=root / "site",
-                          cache_dir=root / ".genimg", theme_dir=root / "theme")
+        return SiteConfig(root=root, **_folders(root, {}))
     file = CONFIG_NAME
-    text = read_text_file(path, file)
-    data, lines = load_yaml(text, file, 1)
+    data, lines = load_yaml(read_text_file(path, file), file, 1)
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise GenimgError("the config must be a mapping of keys like 'title:'", file, 1)
-    _check_keys(data, TOP_KEYS, "config", lines, file)
+    schema.check_keys(data, schema.CONFIG, "config", Location(file, 1), lines)
 
     def at(key: str) -> Location:
         return Location(file, lines.get(key, 1))
 
-    values: dict[str, Any] = {}
-    for key, typ in TOP_KEYS.items():
-        if key in data:
-            require_type(key, data[key], (typ,), at(key))
-            values[key] = data[key]
-
-    values["posts_dir"] = root / data.get("posts_dir", "posts")
-    values["output_dir"] = root / data.get("output_dir", "site")
-    values["cache_dir"] = root / data.get("cache_dir", ".genimg")
-    values["theme_dir"] = root / data.get("theme_dir", "theme")
+    values: dict[str, Any] = {k: v for k, v in data.items() if k not in schema.FOLDER_KEYS}
+    values.update(_folders(root, data))
     _check_folders(root, values, at, data)
-    if values.get("per_page", 10) < 1:
-        raise at("per_page").error("per_page must be at least 1")
-    if values.get("batch_size", 4) < 1:
-        raise at("batch_size").error("batch_size must be at least 1")
-    if values.get("device", "auto") not in ("auto", "cpu", "cuda", "mps") and not str(
-        values.get("device")
-    ).startswith("cuda:"):
-        raise at("device").error("device must be auto, cpu, cuda, cuda:N or mps")
-    if values.get("dtype", "auto") not in ("auto", "float32", "float16", "bfloat16"):
-        raise at("dtype").error("dtype must be auto, float32, float16 or bfloat16")
+    values["models"] = _models(data.get("models") or {}, at("models"))
+    if "face_restorer" in data:
+        values["face_restorer"] = _face_restorer(root, data["face_restorer"], at("face_restorer"))
+    if "defaults" in data:
+        defaults = data["defaults"]
+        checked = parse_defaults(defaults, at("defaults"), key_lines_of(defaults),
+                                 forbidden=(*schema.PRESENTATION_KEYS, "from"))
+        values["defaults"] = MappingProxyType(checked)
+    if "publish" in data:
+        pub = data["publish"]
+        schema.check_keys(pub, schema.PUBLISH, "publish", at("publish"), key_lines_of(pub))
+        values["publish"] = PublishConfig(**pub)
+    return SiteConfig(root=root, file=path, **values)
 
+
+def _folders(root: Path, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The four folders, absolute (relative ones are below the blog)."""
+    return {key: root / data.get(key, schema.CONFIG[key].default) for key in schema.FOLDER_KEYS}
+
+
+def _models(data: Mapping[str, Any], where: Location) -> Mapping[str, ModelConfig]:
+    """``models:``: name -> a hub id, folder or file, or a mapping with ``source:``."""
     models: dict[str, ModelConfig] = {}
-    model_data = data.get("models") or {}
-    model_lines = key_lines_of(model_data)
-    for name, spec in model_data.items():
-        where = Location(file, model_lines.get(name, lines.get("models", 1)))
+    model_lines = key_lines_of(data)
+    for name, spec in data.items():
+        at = Location(where.file, model_lines.get(name, where.line))
         shown = short_repr(str(name))
         if isinstance(spec, str):
             models[str(name)] = ModelConfig(str(name), spec)
         elif isinstance(spec, Mapping):
-            spec_lines = key_lines_of(spec)
-            _check_keys(spec, MODEL_KEYS, f"model {shown}", spec_lines, file, where.line)
-            if not isinstance(spec.get("source"), str):
-                raise where.error(
-                    f"model {shown} needs 'source:' (hub id, folder or file)")
-            for key in ("config", "revision"):
-                if spec.get(key) is not None and not isinstance(spec[key], str):
-                    raise Location(file, spec_lines.get(key, where.line)).error(
-                        f"model {shown}: {key!r} must be a string, "
-                        f"got {short_repr(spec[key])}")
-            models[str(name)] = ModelConfig(
-                str(name), spec["source"], spec.get("config"), spec.get("revision")
-            )
+            schema.check_keys(spec, schema.MODEL, f"model {shown}", at, key_lines_of(spec))
+            models[str(name)] = ModelConfig(str(name), spec["source"], spec.get("config"),
+                                            spec.get("revision"))
         else:
-            raise where.error(f"model {shown} must be a hub id, a path, or a mapping")
-    values["models"] = MappingProxyType(models)
+            raise at.error(f"model {shown} must be a hub id, a path, or a mapping")
+    return MappingProxyType(models)
 
-    if "face_restorer" in data:
-        face = data["face_restorer"]
-        face_lines = key_lines_of(face)
 
-        def face_at(key: str) -> Location:
-            return Location(file, face_lines.get(key, lines.get("face_restorer", 1)))
-
-        _check_keys(face, FACE_KEYS, "face_restorer", face_lines, file, face_at("").line)
-        for key in ("model", "detection", "parsing"):
-            if not isinstance(face.get(key), str):
-                raise face_at(key).error(f"face_restorer needs '{key}:' (a file path)")
-        options = face.get("options") or {}
-        if not isinstance(options, Mapping):
-            raise face_at("options").error(
-                f"face_restorer options must be a mapping, got {short_repr(options)}")
-        # Checked now (the module imports no torch), so a typo fails before any render.
-        from .render.faces import face_options
-
-        face_options(options, path)
-        values["face_restorer"] = FaceRestorerConfig(
-            model=root / face["model"],
-            detection=root / face["detection"],
-            parsing=root / face["parsing"],
-            options=MappingProxyType(dict(options)),
-        )
-
-    if "defaults" in data:
-        defaults = data["defaults"]
-        checked = parse_defaults(defaults, at("defaults"), key_lines_of(defaults),
-                                 forbidden=("id", "caption", "alt", "from"))
-        values["defaults"] = MappingProxyType(checked)
-
-    if "publish" in data:
-        pub = data["publish"]
-        pub_lines = key_lines_of(pub)
-        _check_keys(pub, PUBLISH_KEYS, "publish", pub_lines, file, lines.get("publish", 1))
-        for key, value in pub.items():
-            if not isinstance(value, str) and not (key == "cname" and value is None):
-                raise Location(file, pub_lines.get(key, 1)).error(
-                    f"publish {key!r} must be a string, got {short_repr(value)}")
-        values["publish"] = PublishConfig(**pub)
-
-    return SiteConfig(root=root, file=path, **values)
+def _face_restorer(root: Path, face: Mapping[str, Any], where: Location) -> FaceRestorerConfig:
+    """``face_restorer:``; its ``options`` are checked against the face renderer's own
+    table now (the renderer module imports no torch), so a typo fails before any render."""
+    face_lines = key_lines_of(face)
+    schema.check_keys(face, schema.FACE_RESTORER, "face_restorer", where, face_lines)
+    options = face.get("options") or {}
+    options_at = Location(where.file, face_lines.get("options", where.line))
+    schema.check_keys(options, RENDERERS["faces"].option_table(), "face_restorer option",
+                      options_at, key_lines_of(options))
+    return FaceRestorerConfig(model=root / face["model"], detection=root / face["detection"],
+                              parsing=root / face["parsing"],
+                              options=MappingProxyType(dict(options)))
 
 
 def dump_default_config(title: str) -> str:

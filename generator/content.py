@@ -19,20 +19,11 @@ import markdown
 from markdown.extensions import Extension
 from markdown.preprocessors import Preprocessor
 
-from .errors import ErrorList, GenimgError
-from .specs import (
-    BLOCK_KEYS,
-    Gallery,
-    ImageSpec,
-    Location,
-    did_you_mean,
-    parse_defaults,
-    parse_image,
-    short_repr,
-)
+from . import schema
+from .errors import ErrorList, GenimgError, Location, short_repr
+from .specs import Gallery, ImageSpec, parse_defaults, parse_image
 from .yamlio import LineDict, LineList, key_lines_of, load_yaml, read_text_file
 
-FRONT_MATTER_KEYS = ("title", "date", "tags", "draft", "slug", "summary", "extra")
 MARKDOWN_EXTENSIONS = ("fenced_code", "tables", "footnotes", "attr_list", "toc", "sane_lists")
 GALLERY_PLACEHOLDER = "<!--genimg-gallery:{}-->"
 _FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})[ \t]*gallery[ \t]*$")
@@ -190,25 +181,13 @@ def parse_gallery(yaml_text: str, where: Location, defaults: Mapping[str, Any]) 
     block_defaults: Mapping[str, Any] = {}
     images_at = where
     if isinstance(data, Mapping):
-        for key in data:
-            if key not in BLOCK_KEYS:
-                raise at(key).error(
-                    f"unknown gallery key {short_repr(key)}{did_you_mean(str(key), BLOCK_KEYS)}; "
-                    "a gallery is a list of images or a mapping with 'images:'"
-                )
+        schema.check_keys(data, schema.GALLERY, "gallery", where, top_lines,
+                          hint="; a gallery is a list of images or a mapping with 'images:'")
         columns = data.get("columns")
-        if columns is not None and (not isinstance(columns, int) or isinstance(columns, bool)
-                                    or not 1 <= columns <= 12):
-            raise at("columns").error(
-                f"'columns' must be an integer from 1 to 12, got {short_repr(columns)}")
         caption = data.get("caption")
-        if caption is not None and not isinstance(caption, str):
-            raise at("caption").error(f"'caption' must be a string, got {short_repr(caption)}")
         if data.get("defaults") is not None:
             raw = data["defaults"]
-            block_defaults = parse_defaults(
-                raw, at("defaults"), key_lines_of(raw),
-                forbidden=("id", "caption", "alt"))
+            block_defaults = parse_defaults(raw, at("defaults"), key_lines_of(raw))
         data = data.get("images")
         images_at = at("images")
     if not isinstance(data, list) or not data:
@@ -282,13 +261,7 @@ def load_post(path: Path, defaults: Mapping[str, Any], display_path: str | None 
     meta, key_lines, body, body_line = split_front_matter(text, file)
     if not isinstance(meta, Mapping):
         raise GenimgError("front matter must be a mapping of keys like 'title:'", file, 2)
-    for key in meta:
-        if key not in FRONT_MATTER_KEYS:
-            raise GenimgError(
-                f"unknown front matter key {short_repr(key)}"
-                f"{did_you_mean(str(key), FRONT_MATTER_KEYS)}",
-                file, key_lines.get(key, 1),
-            )
+    schema.check_keys(meta, schema.FRONT_MATTER, "front matter", Location(file, 1), key_lines)
 
     def line_of(key: str) -> int:
         return key_lines.get(key, 1)
@@ -296,28 +269,17 @@ def load_post(path: Path, defaults: Mapping[str, Any], display_path: str | None 
     stem = path.stem
     match = _DATE_PREFIX.match(stem)
     title = meta.get("title", (match.group(2) if match else stem).replace("-", " "))
-    if not isinstance(title, str | int | float):
-        raise GenimgError("title must be text", file, line_of("title"))
     tags = meta.get("tags") or []
     if isinstance(tags, str):
         tags = [tags]
-    if not isinstance(tags, list) or not all(isinstance(t, str | int) for t in tags):
-        raise GenimgError("tags must be a list of words", file, line_of("tags"))
     draft = meta.get("draft", False)
-    if not isinstance(draft, bool):
-        raise GenimgError("draft must be true or false", file, line_of("draft"))
     slug = meta.get("slug")
-    if slug is not None and (not isinstance(slug, str) or slugify(slug) != slug):
-        raise GenimgError(f"slug must be lowercase words joined by '-', got {short_repr(slug)}",
+    if slug is not None and slugify(slug) != slug:
+        raise GenimgError(f"'slug' must be lowercase words joined by '-', got {short_repr(slug)}",
                           file, line_of("slug"))
     summary = meta.get("summary")
-    if summary is not None and not isinstance(summary, str):
-        raise GenimgError("summary must be text", file, line_of("summary"))
     date = _as_date(meta.get("date"), file, line_of("date"), stem)
     extra = meta.get("extra")
-    if extra is not None and not isinstance(extra, Mapping):
-        raise GenimgError(f"extra must be a mapping of keys for the theme, got {short_repr(extra)}",
-                          file, line_of("extra"))
 
     ext = GalleryExtension(file, body_line, defaults)
     md = markdown.Markdown(extensions=[ext, *MARKDOWN_EXTENSIONS], output_format="html")

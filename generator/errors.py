@@ -1,8 +1,18 @@
-"""The one error type genimg lets escape: a message that names file and line."""
+"""The one error type genimg lets escape, where it points, and the words of its messages.
+
+Every message about a value a writer typed is made here, so they all read alike:
+``'steps' must be between 1 and 500, got 0`` and ``unknown image key 'seeed' (did you
+mean 'seed'?)``.
+"""
 
 from __future__ import annotations
 
+import difflib
+import reprlib
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 class GenimgError(Exception):
@@ -30,3 +40,65 @@ class ErrorList(GenimgError):
 
     def __str__(self) -> str:
         return "\n".join(str(e) for e in self.errors)
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where something was written: a file (as shown to the writer) and a line."""
+
+    file: str
+    line: int
+
+    def error(self, message: str) -> GenimgError:
+        return GenimgError(message, self.file, self.line)
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'seed'?)`` when a choice is close to ``word``, else ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _ShortRepr(reprlib.Repr):
+    """``reprlib`` that also cuts short subclasses (``LineDict``, ``LineList``): plain
+    ``reprlib`` falls back to the full ``repr`` for them."""
+
+    def repr1(self, x: Any, level: int) -> str:
+        for base in (dict, list, tuple, set, frozenset, str):
+            if isinstance(x, base) and type(x) is not base:
+                return getattr(self, f"repr_{base.__name__}")(x, level)
+        return super().repr1(x, level)
+
+
+_REPR = _ShortRepr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlist = _REPR.maxdict = _REPR.maxset = _REPR.maxtuple = 4
+_REPR.maxlevel = 2
+
+
+def short_repr(value: Any) -> str:
+    """``repr`` cut short: a YAML alias bomb or a huge value never floods a message."""
+    text = _REPR.repr(value)
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+               dict: "a mapping", list: "a list"}
+
+
+def type_name(types: tuple[type, ...]) -> str:
+    """``(int, float)`` -> ``a number``; ``(str,)`` -> ``a string``."""
+    if float in types:
+        return "a number"
+    return " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types if t is not type(None))
+
+
+def has_type(value: Any, types: tuple[type, ...]) -> bool:
+    """``isinstance``, except that YAML's true/false never counts as a number."""
+    return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+
+
+def require_type(key: str, value: Any, types: tuple[type, ...], where: Location) -> None:
+    """``value`` must be one of ``types``: else ``'key' must be a string, got 3``."""
+    if not has_type(value, types):
+        raise where.error(f"{key!r} must be {type_name(types)}, got {short_repr(value)}")

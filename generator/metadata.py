@@ -82,35 +82,3 @@ def read_infotext(path: Path) -> str:
     if not text:
         raise GenimgError("this PNG carries no 'parameters' infotext", path)
     return str(text)
-
-
-def infotext_to_spec(text: str) -> dict[str, Any]:
-    """Map an infotext back to a genimg spec (what `genimg info` prints)."""
-    fields = parse_infotext(text)
-    spec: dict[str, Any] = {"prompt": fields.get("prompt", "")}
-    if fields.get("Negative prompt"):
-        spec["negative_prompt"] = fields["Negative prompt"]
-    conversions: dict[str, tuple[str, Any]] = {
-        "Seed": ("seed", int), "Steps": ("steps", int), "Sampler": ("sampler", str),
-        "CFG scale": ("cfg", float), "Denoising strength": ("strength", float),
-        "Model": ("model", str), "Face weight": ("face_weight", float),
-    }
-    for name, (key, convert) in conversions.items():
-        if name in fields:
-            spec[key] = _converted(fields[name], convert)
-    width, _, height = fields.get("Size", "").partition("x")
-    if height:
-        spec["width"], spec["height"] = _converted(width, int), _converted(height, int)
-    if "Denoising strength" in fields:
-        spec["mode"] = "img2img"
-    if fields.get("Face restoration"):
-        spec["restore_faces"] = True
-    return spec
-
-
-def _converted(text: str, convert: Any) -> Any:
-    """A number if the text is one; else the text as written (other tools' infotexts)."""
-    try:
-        return convert(text)
-    except ValueError:
-        return text

@@ -141,7 +141,7 @@ class ModelResolver:
             # machine; only a blog with no models at all previews its "default".
             if not looks_like_ref and not (self.preview and name == "default"
                                            and not self.config.models):
-                from .specs import did_you_mean, short_repr
+                from .errors import did_you_mean, short_repr
 
                 known = ", ".join(self.known_names()) or "none"
                 raise GenimgError(

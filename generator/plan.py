@@ -7,15 +7,15 @@ unrestored picture and the restore step, so toggling it never re-runs diffusion.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ErrorList, GenimgError
+from .errors import ErrorList, GenimgError, Location, did_you_mean, short_repr
+from .hashing import canonical_key
 from .models import FaceRestorerRef, ModelRef, ModelResolver
-from .specs import ImageSpec, Location, did_you_mean, short_repr
+from .modes import MODES, RESTORE
+from .specs import ImageSpec
 
 #: Bump when genimg's rendering code changes its output for the same inputs.
 RECIPE_VERSION = 1
@@ -36,26 +36,20 @@ class Node:
     fields: dict[str, Any] = field(default_factory=dict, compare=False)  # what key hashes
 
 
-#: ``json.dumps(sort_keys=True, ensure_ascii=False, separators=(",", ":"))``, made once
-_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-def canonical_key(fields: dict[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of everything that changes the pixels."""
-    return hashlib.sha256(_CANONICAL.encode(fields).encode("utf-8")).hexdigest()
-
-
 def key_fields(spec: ImageSpec, model_fp: str | None, source: str | None,
                restorer_fp: str | None) -> dict[str, Any]:
-    """The exact dictionary a cache key is the hash of (see DESIGN.md)."""
+    """The exact dictionary a cache key is the hash of (docs/ARCHITECTURE.md, "The cache
+    key"): the spec's fields its mode reads, the recipe version, the fingerprint of
+    what renders it (the model, or the face restorer), and the key or file hash of its
+    source."""
+    mode = MODES[spec.mode]
     fields = spec.pixel_fields()
-    fields.pop("restore_faces")
     fields["recipe"] = RECIPE_VERSION
-    if spec.mode in ("txt2img", "img2img"):
+    if mode.generates:
         fields["model"] = model_fp
     else:
         fields["restorer"] = restorer_fp
-    if spec.mode != "txt2img":
+    if mode.source:
         fields["source"] = source
     return fields
 
@@ -152,21 +146,22 @@ class Planner:
         if spec.restore_faces:
             base = spec.without_restore()
             base_key = self._add(base)
-            step = replace(base, mode="restore", source=None)
+            step = replace(base, mode=RESTORE, source=None)
             step_restorer = self._restorer(spec)
             fields = key_fields(step, None, base_key, step_restorer.fingerprint)
             key = canonical_key(fields)
             self._put(Node(key, step, spec, parent=base_key, restorer=step_restorer,
                            fields=fields))
             return key
+        mode = MODES[spec.mode]
         parent: str | None = None
         file: Path | None = None
         source: str | None = None
-        if spec.mode != "txt2img":
+        if mode.source:
             parent, file, source = self._resolve_from(spec)
         model: ModelRef | None = None
         restorer: FaceRestorerRef | None = None
-        if spec.mode in ("txt2img", "img2img"):
+        if mode.generates:
             model = self._model(spec)
         else:
             restorer = self._restorer(spec)

@@ -1,22 +1,29 @@
-"""A rich progress bar for rendering: denoising steps across the whole build."""
+"""What a build reports while rendering, and the rich progress bar the CLI shows."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .build import Node
-from .build import Progress as BuildProgress
-
 if TYPE_CHECKING:
-    from rich.progress import Progress, TaskID
+    from rich.progress import Progress as RichBar
+    from rich.progress import TaskID
 
 
-class RichProgress(BuildProgress):
+class Progress:
+    """Rendering progress: the build calls these; this base class shows nothing."""
+
+    def start(self, pictures: int, steps: int) -> None: ...
+    def advance_steps(self, steps: int) -> None: ...
+    def picture_done(self, key: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+class RichProgress(Progress):
     """``rendering 3/12 pictures ━━━━━━ 60/240 steps 4.1 it/s 0:00:14 < 0:00:44``."""
 
     def __init__(self, disable: bool = False):
         self.disable = disable
-        self._bar: Progress | None = None
+        self._bar: RichBar | None = None
         self._task: TaskID | None = None
         self._pictures = self._done = 0
 
@@ -24,14 +31,14 @@ class RichProgress(BuildProgress):
         from rich.progress import (  # here: most builds render nothing
             BarColumn,
             MofNCompleteColumn,
-            Progress,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
+        from rich.progress import Progress as Bar
 
         self._pictures, self._done = pictures, 0
-        self._bar = Progress(
+        self._bar = Bar(
             TextColumn("[bold]rendering {task.fields[done]}/{task.fields[pictures]} pictures"),
             BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
             TextColumn("{task.fields[rate]}"),
@@ -47,7 +54,7 @@ class RichProgress(BuildProgress):
             speed = self._bar.tasks[0].speed
             self._bar.update(self._task, rate=f"{speed:.2f} it/s" if speed else "")
 
-    def picture_done(self, node: Node) -> None:
+    def picture_done(self, key: str) -> None:
         self._done += 1
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, done=self._done)

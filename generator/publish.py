@@ -22,12 +22,14 @@ from pathlib import Path
 
 import generator
 
-from .build import PREVIEW_MARKER, BuildOptions, BuildReport, Interrupted, build_site
+from .build import BuildOptions, BuildReport, build_site
 from .cache import Cache
 from .config import SiteConfig, load_config
 from .errors import ErrorList, GenimgError
 from .metadata import parse_infotext
 from .models import PREVIEW_FINGERPRINT
+from .output import PREVIEW_MARKER
+from .rendering import Interrupted
 
 _KEY8 = re.compile(r"-([0-9a-f]{8})$")
 

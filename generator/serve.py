@@ -18,9 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .build import BuildOptions, Progress, build_site
+from .build import BuildOptions, build_site
 from .config import CONFIG_NAME, load_config
 from .errors import GenimgError
+from .progress import Progress
 
 EVENTS_PATH = "/__genimg__/events"
 _TYPES = {".html": "text/html; charset=utf-8", ".xml": "application/xml; charset=utf-8",

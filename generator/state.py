@@ -34,19 +34,15 @@ import generator
 
 from .atomic import read_json_dict, write_atomic
 from .content import MARKDOWN_EXTENSIONS, Post, load_post
-from .specs import Gallery, ImageSpec, Location
+from .errors import Location
+from .hashing import digest
+from .specs import Gallery, ImageSpec
 
 STATE_DIR = "state"
 #: ImageSpec fields stored positionally in ``posts.json``: all but the last two (location
 #: and key_lines), in their order (a change of fields changes ``code_digest``).
 _SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(ImageSpec))[:-2]
 assert tuple(f.name for f in dataclasses.fields(ImageSpec))[-2:] == ("location", "key_lines")
-
-
-def digest(*parts: Any) -> str:
-    """SHA-256 of the canonical JSON of ``parts`` (``repr`` for what JSON cannot say)."""
-    blob = json.dumps(parts, ensure_ascii=False, separators=(",", ":"), default=repr)
-    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 _CODE_DIGEST: str | None = None

@@ -59,7 +59,7 @@ def all_keys() -> dict[str, Any]:
 def _strategies() -> Any:
     from hypothesis import strategies as st
 
-    from generator.specs import SAMPLERS
+    from generator.samplers import SAMPLERS
 
     text = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")),
                    min_size=1, max_size=40).filter(lambda s: s.strip() == s and s.strip())

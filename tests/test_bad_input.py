@@ -139,13 +139,13 @@ CASES: dict[str, tuple[dict[str, str | bytes], list[tuple[str, int, str]]]] = {
         [(BAD, L(2), "'seed' must be an integer, got 'abc'")]),
     "wrong type: columns": (
         {BAD: gallery("columns: 0\nimages:\n  - prompt: a\n")},
-        [(BAD, L(1), "'columns' must be an integer from 1 to 12, got 0")]),
+        [(BAD, L(1), "'columns' must be between 1 and 12, got 0")]),
     "wrong type: front matter extra": (
         {BAD: "---\ntitle: x\nextra: [1, 2]\n---\nhi\n"},
-        [(BAD, 3, "extra must be a mapping")]),
+        [(BAD, 3, "'extra' must be a mapping")]),
     "wrong type: tags": (
         {BAD: "---\ntitle: x\ntags: [[a]]\n---\nhi\n"},
-        [(BAD, 3, "tags must be a list of words")]),
+        [(BAD, 3, "'tags' must be a list of words")]),
     "wrong type: config per_page": (
         {"genimg.yaml": CONFIG + "per_page: ten\n"},
         [("genimg.yaml", 6, "'per_page' must be an integer, got 'ten'")]),
@@ -155,35 +155,35 @@ CASES: dict[str, tuple[dict[str, str | bytes], list[tuple[str, int, str]]]] = {
     "wrong type: face_restorer options": (
         {"genimg.yaml": CONFIG + "face_restorer:\n  model: a\n  detection: b\n  parsing: c\n"
                                  "  options: [1]\n"},
-        [("genimg.yaml", 10, "face_restorer options must be a mapping")]),
+        [("genimg.yaml", 10, "'options' must be a mapping")]),
     # out of range --------------------------------------------------------------------
     "seed too big": (
         {BAD: gallery("- prompt: a\n  seed: 4294967296\n")},
-        [(BAD, L(2), "seed must be between 0 and 4294967295, got 4294967296")]),
+        [(BAD, L(2), "'seed' must be between 0 and 4294967295, got 4294967296")]),
     "seed negative": (
         {BAD: gallery(IMG + "- prompt: b\n  seed: -1\n")},
-        [(BAD, L(3), "seed must be between 0 and 4294967295, got -1")]),
+        [(BAD, L(3), "'seed' must be between 0 and 4294967295, got -1")]),
     "size not a multiple of 8": (
         {BAD: gallery("- prompt: a\n  width: 64\n  height: 500\n")},
-        [(BAD, L(3), "height must be a multiple of 8 between 64 and 4096, got 500")]),
+        [(BAD, L(3), "'height' must be a multiple of 8 between 64 and 4096, got 500")]),
     "size too small": (
         {BAD: gallery("- prompt: a\n  width: 8\n")},
-        [(BAD, L(2), "width must be a multiple of 8 between 64 and 4096, got 8")]),
+        [(BAD, L(2), "'width' must be a multiple of 8 between 64 and 4096, got 8")]),
     "strength above 1": (
         {BAD: gallery("- prompt: a\n  strength: 1.5\n")},
-        [(BAD, L(2), "strength must be in (0, 1], got 1.5")]),
+        [(BAD, L(2), "'strength' must be in (0, 1], got 1.5")]),
     "strength zero": (
         {BAD: gallery("- prompt: a\n  strength: 0\n")},
-        [(BAD, L(2), "strength must be in (0, 1], got 0")]),
+        [(BAD, L(2), "'strength' must be in (0, 1], got 0")]),
     "face weight": (
         {BAD: gallery("- prompt: a\n  face_weight: 2\n")},
-        [(BAD, L(2), "face_weight must be between 0 and 1, got 2")]),
+        [(BAD, L(2), "'face_weight' must be between 0 and 1, got 2")]),
     "steps": (
         {BAD: gallery("- prompt: a\n  steps: 0\n")},
-        [(BAD, L(2), "steps must be between 1 and 500, got 0")]),
+        [(BAD, L(2), "'steps' must be between 1 and 500, got 0")]),
     "cfg not a number": (
         {BAD: gallery("- prompt: a\n  cfg: .nan\n")},
-        [(BAD, L(2), "cfg must be between 0 and 50, got nan")]),
+        [(BAD, L(2), "'cfg' must be between 0 and 50, got nan")]),
     "invalid date": (
         {BAD: "---\ntitle: x\ndate: 2022-02-30\n---\nhi\n"},
         [(BAD, 3, "invalid value '2022-02-30': day is out of range for month")]),
@@ -281,21 +281,21 @@ CASES: dict[str, tuple[dict[str, str | bytes], list[tuple[str, int, str]]]] = {
     # line numbers stay exact ---------------------------------------------------------
     "lines after a broken gallery": (
         {BAD: gallery("", IMG + "- prompt: b\n  seed: -1\n")},
-        [(BAD, 8, "a gallery needs a non-empty list"), (BAD, 14, "seed must be between")]),
+        [(BAD, 8, "a gallery needs a non-empty list"), (BAD, 14, "'seed' must be between")]),
     "lines after gallery syntax shown in a code block": (
         {BAD: "---\ntitle: x\n---\n\n````markdown\n```gallery\n- prompt: shown, not built\n"
               "  seed: -5\n```\n````\n\n```gallery\n- prompt: a\n  seed: -1\n```\n"},
-        [(BAD, 14, "seed must be between 0 and 4294967295, got -1")]),
+        [(BAD, 14, "'seed' must be between 0 and 4294967295, got -1")]),
     "lines with CRLF line ends": (
         {BAD: gallery(IMG + "- prompt: b\n  seed: -1\n").replace("\n", "\r\n")},
-        [(BAD, L(3), "seed must be between")]),
+        [(BAD, L(3), "'seed' must be between")]),
     "lines with a byte order mark": (
         {BAD: "\ufeff" + gallery(IMG + "- prompt: b\n  seed: -1\n")},
-        [(BAD, L(3), "seed must be between")]),
+        [(BAD, L(3), "'seed' must be between")]),
     "several problems, one line each": (
         {BAD: gallery("- prompt: a\n  seed: -1\n- prompt: b\n  width: 7\n- promt: c\n"),
          "posts/2022-12-01-other.md": "---\ntitle: x\ntitel: y\n---\n"},
-        [(BAD, L(2), "seed must be between"), (BAD, L(4), "width must be a multiple of 8"),
+        [(BAD, L(2), "'seed' must be between"), (BAD, L(4), "'width' must be a multiple of 8"),
          (BAD, L(5), "unknown image key 'promt'"),
          ("posts/2022-12-01-other.md", 3, "unknown front matter key 'titel'")]),
     "several problems across the plan": (

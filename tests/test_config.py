@@ -37,14 +37,15 @@ def test_models_in_both_forms(tmp_path: Path) -> None:
         ("- a\n- b\n", "genimg.yaml:1: the config must be a mapping"),
         ("title: T\ntitel: x\n", "genimg.yaml:2: unknown config key 'titel' (did you mean"),
         ("per_page: many\n", "genimg.yaml:1: 'per_page' must be an integer"),
-        ("per_page: 0\n", "genimg.yaml:1: per_page must be at least 1"),
-        ("device: tpu\n", "genimg.yaml:1: device must be auto, cpu, cuda"),
+        ("per_page: 0\n", "genimg.yaml:1: 'per_page' must be at least 1"),
+        ("device: tpu\n", "genimg.yaml:1: 'device' must be auto, cpu, cuda"),
         ("models:\n  default: 3\n", "genimg.yaml:2: model 'default' must be a hub id"),
-        ("defaults:\n  steps: 0\n", "steps must be between 1 and 500"),
+        ("defaults:\n  steps: 0\n", "'steps' must be between 1 and 500"),
         ("defaults:\n  seeed: 1\n",
          "genimg.yaml:2: unknown image default key 'seeed' (did you mean 'seed'?)"),
         ("face_restorer:\n  model: a.pth\n  detection: b.pth\n  parsing: c.pth\n"
-         "  options:\n    out_sise: 64\n", "unknown key 'out_sise' (did you mean 'out_size'?)"),
+         "  options:\n    out_sise: 64\n",
+         "genimg.yaml:6: unknown face_restorer option key 'out_sise' (did you mean 'out_size'?)"),
     ],
 )
 def test_config_errors(tmp_path: Path, text: str, expected: str) -> None:

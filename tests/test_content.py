@@ -73,7 +73,7 @@ def test_errors_name_file_and_line(tmp_path: Path) -> None:
         ("---\ntitel: x\n---\n", "posts/p.md:2: unknown front matter key 'titel' (did you mean"),
         ("---\ntitle: x\n", "posts/p.md:1: front matter starts with '---' but never ends"),
         ("---\ndate: 30/10/2022\n---\n", "posts/p.md:2: date must look like 2022-10-30"),
-        ("---\ndraft: maybe\n---\n", "posts/p.md:2: draft must be true or false"),
+        ("---\ndraft: maybe\n---\n", "posts/p.md:2: 'draft' must be true or false"),
         ("```gallery\n- prompt: x\n", "posts/p.md:1: gallery block is never closed"),
         ("text\n\n```gallery\n- prompt: [x\n```\n", "posts/p.md:4: invalid YAML"),
         ("```gallery\n[]\n```\n", "posts/p.md:1: a gallery needs a non-empty list of images"),

@@ -15,11 +15,12 @@ import pytest
 from PIL import Image
 
 from generator.config import ModelConfig, SiteConfig
-from generator.errors import GenimgError
+from generator.errors import GenimgError, Location
 from generator.models import ModelRef, ModelResolver
 from generator.render.base import RenderTask
 from generator.render.diffusion import DiffusionRenderer, batch_key, plan_batches
-from generator.specs import SAMPLERS, Location, parse_image
+from generator.samplers import SAMPLERS
+from generator.specs import parse_image
 from tests.helpers import REPO
 from tests.tinymodels import TinyModel
 

@@ -14,10 +14,10 @@ import pytest
 from PIL import Image
 
 from generator.config import SiteConfig
-from generator.errors import GenimgError
+from generator.errors import GenimgError, Location
 from generator.models import FaceRestorerRef
 from generator.render.base import RenderTask
-from generator.specs import Location, parse_image
+from generator.specs import parse_image
 from tests.helpers import REPO
 
 
@@ -93,15 +93,16 @@ def test_options_are_checked_before_loading() -> None:
 
     assert face_options({}) == DEFAULT_OPTIONS
     assert face_options({"out_size": 64, "narrow": 0.5})["out_size"] == 64
-    with pytest.raises(GenimgError, match=r"unknown key 'out_sise' \(did you mean 'out_size'\?\)"):
-        face_options({"out_sise": 64}, Path("genimg.yaml"))
+    with pytest.raises(GenimgError, match=r"genimg.yaml:3: unknown face_restorer option key "
+                       r"'out_sise' \(did you mean 'out_size'\?\)"):
+        face_options({"out_sise": 64}, Location("genimg.yaml", 1), {"out_sise": 3})
     with pytest.raises(GenimgError, match="power of two"):
         face_options({"out_size": 100})
-    with pytest.raises(GenimgError, match="'channel_multiplier' must be like 2"):
+    with pytest.raises(GenimgError, match="'channel_multiplier' must be an integer, got '2'"):
         face_options({"channel_multiplier": "2"})
-    with pytest.raises(GenimgError, match="detection_network must be one of"):
+    with pytest.raises(GenimgError, match="unknown detection_network 'yolo'; expected one of"):
         face_options({"detection_network": "yolo"})
-    with pytest.raises(GenimgError, match="unknown key 'arch'"):
+    with pytest.raises(GenimgError, match="unknown face_restorer option key 'arch'"):
         face_options({"arch": "RestoreFormer"})
 
 

@@ -24,20 +24,14 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from generator.config import load_config
-from generator.content import FRONT_MATTER_KEYS, load_post, load_posts, parse_gallery
-from generator.errors import ErrorList, GenimgError
+from generator.content import load_post, load_posts, parse_gallery
+from generator.errors import ErrorList, GenimgError, Location
 from generator.models import ModelResolver
-from generator.plan import Planner, canonical_key, key_fields
-from generator.specs import (
-    BLOCK_KEYS,
-    DEFAULTS,
-    PRESENTATION_KEYS,
-    SAMPLERS,
-    SPEC_KEYS,
-    ImageSpec,
-    Location,
-    parse_image,
-)
+from generator.plan import Planner
+from generator.samplers import SAMPLERS
+from generator.schema import FRONT_MATTER, GALLERY, PRESENTATION_KEYS, SPEC
+from generator.specs import DEFAULTS, ImageSpec, parse_image
+from tests.helpers import plan_key
 
 #: GENIMG_FUZZ_EXAMPLES=5000 for a longer hunt than CI's.
 FUZZ = settings(max_examples=int(os.environ.get("GENIMG_FUZZ_EXAMPLES", "150")), deadline=None,
@@ -45,7 +39,7 @@ FUZZ = settings(max_examples=int(os.environ.get("GENIMG_FUZZ_EXAMPLES", "150")),
 
 # --- strategies ---------------------------------------------------------------------
 
-KEYS = [*SPEC_KEYS, "images", "defaults", "columns", "title", "date", "tags", "draft", "slug",
+KEYS = [*SPEC, "images", "defaults", "columns", "title", "date", "tags", "draft", "slug",
         "summary", "extra", "promt", "<<", "models", "source"]
 
 #: Pieces of YAML, good and bad, that random text is glued together from.
@@ -304,8 +298,7 @@ def key_of(raw: dict[str, Any], model_fp: str = "m1", source: str = "s1",
            restorer_fp: str = "r1") -> str:
     """Parse ``raw`` and hash it the way the plan does."""
     spec = parse_image(raw, Location("posts/x.md", 5))
-    return canonical_key(key_fields(spec, model_fp, source if spec.source else None,
-                                    restorer_fp))
+    return plan_key(spec, model_fp, source if spec.source else None, restorer_fp)
 
 
 def _pixel_keys(mode: str, restore_faces: bool) -> list[str]:
@@ -346,9 +339,9 @@ def test_key_changes_with_every_pixel_key_and_nothing_else(spec):
 
 def test_every_pixel_key_is_covered():
     """If a key is added to specs, this file must learn whether it changes pixels."""
-    known = set(PIXEL_VALUES) | PRESENTATION_KEYS | {"mode", "from", "model", "restore_faces"}
-    assert known == set(SPEC_KEYS)
-    assert set(DEFAULTS) <= set(SPEC_KEYS)
+    known = set(PIXEL_VALUES) | set(PRESENTATION_KEYS) | {"mode", "from", "model", "restore_faces"}
+    assert known == set(SPEC)
+    assert set(DEFAULTS) <= set(SPEC)
     assert set(PIXEL_VALUES["sampler"]) <= set(SAMPLERS)
 
 
@@ -406,4 +399,4 @@ def test_restore_faces_adds_a_step_and_keeps_the_base(blog, seed):
 def test_fragments_cover_every_spec_key():
     """The random YAML is glued from KEYS: every key of a gallery block and of front matter
     must be there too (those of an image are, by construction), or the fuzz never writes it."""
-    assert {*BLOCK_KEYS, *FRONT_MATTER_KEYS} <= set(KEYS)
+    assert {*GALLERY, *FRONT_MATTER} <= set(KEYS)

@@ -10,16 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generator.errors import GenimgError
-from generator.plan import canonical_key, key_fields
-from generator.specs import (
-    PRESENTATION_KEYS,
-    SAMPLERS,
-    SEED_MAX,
-    Location,
-    derive_seed,
-    parse_image,
-)
+from generator.errors import GenimgError, Location
+from generator.hashing import canonical_key, derive_seed
+from generator.plan import key_fields
+from generator.samplers import SAMPLERS
+from generator.schema import PRESENTATION_KEYS, SEED_MAX
+from generator.specs import parse_image
+from tests.helpers import plan_key
 
 WHERE = Location("posts/a.md", 10)
 MODEL_FP = "sha256:model"
@@ -51,21 +48,21 @@ def test_missing_seed_is_derived_deterministically() -> None:
     ("raw", "message"),
     [
         ({"prompt": "x", "sead": 1}, "unknown image key 'sead' (did you mean 'seed'?)"),
-        ({"prompt": "x", "seed": -1}, "seed must be between 0 and 4294967295"),
-        ({"prompt": "x", "seed": 2**32}, "seed must be between 0 and 4294967295"),
+        ({"prompt": "x", "seed": -1}, "'seed' must be between 0 and 4294967295"),
+        ({"prompt": "x", "seed": 2**32}, "'seed' must be between 0 and 4294967295"),
         ({"prompt": "x", "seed": "12"}, "'seed' must be an integer"),
         ({"prompt": "x", "seed": True}, "'seed' must be an integer"),
-        ({"prompt": "x", "width": 500}, "width must be a multiple of 8"),
-        ({"prompt": "x", "strength": 0}, "strength must be in (0, 1]"),
-        ({"prompt": "x", "strength": 1.5}, "strength must be in (0, 1]"),
-        ({"prompt": "x", "face_weight": 2}, "face_weight must be between 0 and 1"),
+        ({"prompt": "x", "width": 500}, "'width' must be a multiple of 8"),
+        ({"prompt": "x", "strength": 0}, "'strength' must be in (0, 1]"),
+        ({"prompt": "x", "strength": 1.5}, "'strength' must be in (0, 1]"),
+        ({"prompt": "x", "face_weight": 2}, "'face_weight' must be between 0 and 1"),
         ({"prompt": "x", "sampler": "Euler A"}, "unknown sampler 'Euler A' (did you mean"),
         ({"prompt": "x", "mode": "inpaint"}, "unknown mode 'inpaint'"),
         ({"prompt": "x", "mode": "img2img"}, "mode 'img2img' needs 'from:'"),
         ({"prompt": "x", "from": "a"}, "'from:' needs 'mode: img2img'"),
         ({"seed": 3}, "needs a 'prompt:'"),
         ({"mode": "restore", "from": "a", "restore_faces": True}, "implied by 'mode: restore'"),
-        ({"prompt": "x", "id": "two words"}, "an id must be one word"),
+        ({"prompt": "x", "id": "two words"}, "'id' must be one word"),
         ({"prompt": None}, "'prompt' has no value"),
         ("just a string", "an image must be a mapping"),
     ],
@@ -80,7 +77,7 @@ def test_invalid_specs_name_the_problem(raw: Any, message: str) -> None:
 def test_error_names_the_line_of_the_key() -> None:
     with pytest.raises(GenimgError) as info:
         parse_image({"prompt": "x", "steps": 0}, WHERE, key_lines={"steps": 14})
-    assert str(info.value).startswith("posts/a.md:14: steps must be between")
+    assert str(info.value).startswith("posts/a.md:14: 'steps' must be between")
 
 
 def test_defaults_merge_under_the_image() -> None:
@@ -116,7 +113,7 @@ def test_key_ignores_presentation_and_key_order(raw: dict, extra: dict, rnd: ran
     items = list({**raw, **extra}.items())
     rnd.shuffle(items)
     assert key_of(raw) == key_of(dict(items))
-    assert {"id", "caption", "alt"} >= PRESENTATION_KEYS  # ``presentation`` draws them all
+    assert set(PRESENTATION_KEYS) <= {"id", "caption", "alt"}  # ``presentation`` draws them all
 
 
 PIXEL_CHANGES: dict[str, Any] = {
@@ -140,14 +137,8 @@ def test_key_changes_with_every_pixel_key(raw: dict, field: str) -> None:
     changed = replace(spec, **{field: PIXEL_CHANGES[field](getattr(spec, field))})
     model_fp = MODEL_FP + ("-2" if field == "model" else "")
 
-    def key(s: Any, fp: str) -> str:
-        if s.restore_faces:  # the shown picture is the restore step over the raw one
-            raw_key = canonical_key(key_fields(s.without_restore(), fp, None, RESTORER_FP))
-            step = replace(s.without_restore(), mode="restore")
-            return canonical_key(key_fields(step, None, raw_key, RESTORER_FP))
-        return canonical_key(key_fields(s, fp, None, RESTORER_FP))
-
-    assert key(spec, MODEL_FP) != key(changed, model_fp)
+    assert plan_key(spec, MODEL_FP, None, RESTORER_FP) != plan_key(
+        changed, model_fp, None, RESTORER_FP)
 
 
 @settings(max_examples=100, deadline=None)

@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from ..modes import MODES
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -28,12 +30,8 @@ class RenderTask:
 
     @property
     def work(self) -> int:
-        """Progress units: denoising steps actually run, or 1 for a restoration."""
-        if self.spec.mode == "restore":
-            return 1
-        if self.spec.mode == "img2img":
-            return max(1, int(self.spec.steps * self.spec.strength))
-        return self.spec.steps
+        """Progress units (``modes.Mode.work``): denoising steps run, 1 for a restoration."""
+        return MODES[self.spec.mode].work(self.spec)
 
 
 class Renderer(Protocol):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import GenimgError
 from ..models import hf_hub_cache, model_missing_error
-from ..specs import SAMPLERS
+from ..samplers import SAMPLERS
 from .base import RenderTask, StepCallback
 from .device import pick_device, pick_dtype
 

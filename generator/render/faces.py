@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import GenimgError
+from ..errors import GenimgError, Location, has_type, short_repr
+from ..schema import Key, check_keys, defaults_of, one_of, table
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,65 +36,57 @@ from .device import pick_device
 GFPGAN_RELEASES = "https://github.com/TencentARC/GFPGAN/releases"
 FACEXLIB_RELEASES = "https://github.com/xinntao/facexlib/releases"
 
-#: ``face_restorer: options:`` keys and their defaults: the real GFPGANv1.4 with
-#: facexlib's RetinaFace-ResNet50 detector and ParseNet parser. Small values
-#: describe the tiny random-weight networks the tests build.
-DEFAULT_OPTIONS: dict[str, Any] = {
-    # GFPGAN (arguments of GFPGANv1Clean, as GFPGANer passes them). Only the clean
-    # architecture (GFPGAN v1.2-v1.4): the original and bilinear ones need basicsr's
-    # compiled CUDA ops, which the PyPI basicsr lacks.
-    "out_size": 512,
-    "num_style_feat": 512,
-    "channel_multiplier": 2,
-    "narrow": 1,
-    "num_mlp": 8,
-    "different_w": True,
-    "input_is_latent": True,
-    "sft_half": True,
-    # facexlib RetinaFace
-    "detection_network": "resnet50",
-    # facexlib ParseNet (in/out size are always 512: the helper feeds it 512×512)
-    "parsing_base_ch": 64,
-    "parsing_res_depth": 10,
-    "parsing_min_feat_size": 32,
-    "parsing_ch_range": [32, 256],
-}
 DETECTION_NETWORKS = ("resnet50", "mobile0.25")
 
 
-def face_options(options: Mapping[str, Any], config_file: Path | None = None) -> dict[str, Any]:
+def _positive(name: str, value: Any) -> str | None:
+    return None if value > 0 else f"{name!r} must be more than 0, got {value}"
+
+
+def _power_of_two(name: str, value: Any) -> str | None:
+    if value >= 16 and not value & (value - 1):
+        return None
+    return f"{name!r} must be a power of two, at least 16, got {value}"
+
+
+def _channel_range(name: str, value: Any) -> str | None:
+    if len(value) == 2 and all(has_type(v, (int,)) and v > 0 for v in value):
+        return None
+    return f"{name!r} must be two positive integers like [32, 256], got {short_repr(value)}"
+
+
+#: ``face_restorer: options:``: the real GFPGANv1.4 with facexlib's RetinaFace-ResNet50
+#: detector and ParseNet parser by default. Small values describe the tiny
+#: random-weight networks the tests build. Only GFPGAN's clean architecture (v1.2-v1.4):
+#: the original and bilinear ones need basicsr's compiled CUDA ops, which PyPI's lacks.
+FACE_OPTIONS = table(
+    Key("out_size", (int,), "GFPGAN's face size (GFPGANv1Clean arguments follow)", 512,
+        _power_of_two),
+    Key("num_style_feat", (int,), "StyleGAN2 style features", 512, _positive),
+    Key("channel_multiplier", (int,), "StyleGAN2 channel multiplier", 2, _positive),
+    Key("narrow", (int, float), "StyleGAN2 channel narrowing", 1, _positive),
+    Key("num_mlp", (int,), "StyleGAN2 mapping layers", 8, _positive),
+    Key("different_w", (bool,), "a style vector per layer", True),
+    Key("input_is_latent", (bool,), "styles are latents", True),
+    Key("sft_half", (bool,), "SFT on half the channels", True),
+    Key("detection_network", (str,), "facexlib RetinaFace backbone", "resnet50",
+        one_of(DETECTION_NETWORKS)),
+    # facexlib ParseNet (in/out size are always 512: the helper feeds it 512×512)
+    Key("parsing_base_ch", (int,), "ParseNet base channels", 64, _positive),
+    Key("parsing_res_depth", (int,), "ParseNet residual depth", 10, _positive),
+    Key("parsing_min_feat_size", (int,), "ParseNet smallest feature map", 32, _positive),
+    Key("parsing_ch_range", (list,), "ParseNet channel range", [32, 256], _channel_range),
+)
+DEFAULT_OPTIONS: dict[str, Any] = defaults_of(FACE_OPTIONS)
+
+
+def face_options(options: Mapping[str, Any], where: Location | None = None,
+                 lines: Mapping[Any, int] | None = None) -> dict[str, Any]:
     """``options`` merged over the defaults and checked, so a typo fails before loading."""
-    from ..specs import did_you_mean
-
-    def bad(message: str) -> GenimgError:
-        return GenimgError(f"face_restorer options: {message}", config_file)
-
-    merged = dict(DEFAULT_OPTIONS)
-    for key, value in options.items():
-        if key not in DEFAULT_OPTIONS:
-            raise bad(f"unknown key {key!r}{did_you_mean(str(key), list(DEFAULT_OPTIONS))}; "
-                      f"known: {', '.join(DEFAULT_OPTIONS)}")
-        default = DEFAULT_OPTIONS[key]
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, int) and key != "narrow":
-            ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
-        elif key == "narrow":
-            ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
-        elif isinstance(default, list):
-            ok = (isinstance(value, list | tuple) and len(value) == 2
-                  and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value))
-        else:
-            ok = isinstance(value, str)
-        if not ok:
-            raise bad(f"{key!r} must be like {default!r}, got {value!r}")
-        merged[key] = list(value) if isinstance(default, list) else value
-    if merged["detection_network"] not in DETECTION_NETWORKS:
-        raise bad(f"detection_network must be one of {', '.join(DETECTION_NETWORKS)}, "
-                  f"got {merged['detection_network']!r}")
-    size = merged["out_size"]
-    if size < 16 or size & (size - 1):
-        raise bad(f"out_size must be a power of two, at least 16, got {size}")
+    where = where or Location("", 0)
+    check_keys(options, FACE_OPTIONS, "face_restorer option", where, lines)
+    merged = {**DEFAULT_OPTIONS, **options}
+    merged["parsing_ch_range"] = list(merged["parsing_ch_range"])
     return merged
 
 
@@ -197,7 +190,7 @@ def load_networks(ref: FaceRestorerRef, device: str | torch.device = "auto",
     ``device`` is a torch device or a ``device:`` value of genimg.yaml.
     """
     # Cheap checks first: a typo or a missing file fails before torch is imported.
-    opts = face_options(ref.options, config_file)
+    opts = face_options(ref.options, Location(str(config_file or ""), 0))
     for path, weights in ((ref.model, GFPGAN_WEIGHTS), (ref.detection, DETECTION_WEIGHTS),
                           (ref.parsing, PARSING_WEIGHTS)):
         if not Path(path).is_file():

@@ -60,6 +60,9 @@ def preview_picture(task: RenderTask) -> Image.Image:
 class PreviewRenderer:
     """The renderer behind ``genimg build --preview``: every mode, no model at all."""
 
+    def __init__(self, config: object = None):
+        """Takes the ``SiteConfig`` like every renderer, and needs nothing of it."""
+
     def render(
         self, tasks: Sequence[RenderTask], on_step: StepCallback
     ) -> Iterator[tuple[RenderTask, Image.Image]]:

@@ -1,0 +1,127 @@
+"""What the theme gets for each picture: its web files, its settings, its source link.
+
+Made lazily (most pages of a rebuild are not rendered); ``Figures.digest`` names what
+a post's figures are made from, so an unchanged page is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import GenimgError, Location
+from .hashing import digest
+from .images import WebImage, stem_for
+from .modes import MODES
+
+if TYPE_CHECKING:
+    from .cache import Brief, Cache
+    from .content import Post
+    from .plan import Plan
+    from .specs import ImageSpec
+
+
+def web_image(plan: Plan, key: str, brief: Brief) -> WebImage:
+    """Name a picture after the generation it comes from (a restoration has no prompt).
+
+    Memoised in the plan, so each build makes one WebImage per picture.
+    """
+    web = plan.webs.get(key)
+    if web is None or (web.width, web.height) != (brief.width, brief.height):
+        origin = plan.nodes[key]
+        while not MODES[origin.spec.mode].generates and origin.parent:
+            origin = plan.nodes[origin.parent]
+        if MODES[origin.spec.mode].generates:
+            stem = stem_for(key, origin.spec.seed, origin.spec.prompt)
+        else:  # made from a user file
+            name = origin.file.stem if origin.file else "image"
+            stem = stem_for(key, None, "", fallback=f"restored-{name}")
+        web = plan.webs[key] = WebImage(key, stem, brief.width, brief.height)
+    return web
+
+
+class Figures(Mapping[Location, dict[str, Any]]):
+    """Template data for each image, made on first use, plus the web images to write
+    and the user source files to copy."""
+
+    def __init__(self, posts: list[Post], plan: Plan, cache: Cache, preview: bool):
+        # Keyed as images name their post (a posts_dir outside the blog has no relative path).
+        images = [image for post in posts for image in post.images]
+        post_of = {image.location.file: post for post in posts for image in post.images}
+        self.webs: dict[str, WebImage] = {}
+        self.sources: dict[str, Path] = {}
+        anchors: dict[str, str] = {}  # image id -> "posts/slug/#img-…"
+        for image in images:
+            key = plan.shown_key[image.location]
+            if image.id:
+                post = post_of.get(image.location.file)
+                anchors[image.id] = f"{post.url if post else ''}#img-{key[:8]}"
+        #: location -> (image, key, web, source url, source label, preview): all a figure
+        #: is made from, so their digest stands for the figures of a post
+        self._inputs: dict[Location, tuple] = {}
+        for image in images:
+            key = plan.shown_key[image.location]
+            brief = cache.brief(key)
+            if brief is None:
+                raise GenimgError(f"cache entry {key[:12]} vanished during the build")
+            web = self.webs[key] = web_image(plan, key, brief)
+            source_url, source_label = self._source(image, plan, key, anchors)
+            shown_preview = preview if brief.preview is None else brief.preview
+            self._inputs[image.location] = (image, key, web, source_url, source_label,
+                                            shown_preview)
+        self._made: dict[Location, dict[str, Any]] = {}
+
+    def _source(self, image: ImageSpec, plan: Plan, key: str, anchors: dict[str, str]
+                ) -> tuple[str | None, str | None]:
+        """Where the picture's ``from:`` is shown: its figure, or a copy of the user file."""
+        if not image.source:
+            return None, None
+        if image.source in anchors:
+            return anchors[image.source], image.source
+        node = plan.nodes[key]
+        root_node = node if node.file else plan.nodes.get(node.parent or "", node)
+        if root_node.file is None:
+            return None, None
+        name = f"images/source-{root_node.key[:8]}-{root_node.file.name}"
+        self.sources[name] = root_node.file
+        return name, root_node.file.name
+
+    def __getitem__(self, location: Location) -> dict[str, Any]:
+        if location not in self._made:
+            self._made[location] = figure(*self._inputs[location])
+        return self._made[location]
+
+    def __iter__(self) -> Iterator[Location]:
+        return iter(self._inputs)
+
+    def __len__(self) -> int:
+        return len(self._inputs)
+
+    def digest(self, post: Post) -> str:
+        """Digest of what the figures of ``post`` are made from (its specs aside)."""
+        return digest([(key, web.stem, web.width, web.height, url, label, preview)
+                       for _, key, web, url, label, preview
+                       in (self._inputs[image.location] for image in post.images)])
+
+
+def figure(image: ImageSpec, key: str, web: WebImage, source_url: str | None,
+           source_label: str | None, preview: bool) -> dict[str, Any]:
+    """What the theme gets for one picture (see ``gallery.html``)."""
+    widths = web.thumb_widths()
+    mode = MODES[image.mode]
+    return {
+        "key": key, "anchor": f"img-{key[:8]}", "full": web.full,
+        "thumbs": [(web.thumb(w), w) for w in widths], "src": web.thumb(widths[0]),
+        "width": web.width, "height": web.height,
+        "alt": image.alt or image.prompt or image.caption or "picture",
+        "caption": image.caption, "prompt": image.prompt,
+        "negative_prompt": image.negative_prompt, "seed": image.seed,
+        "sampler": image.sampler, "steps": image.steps, "cfg": f"{image.cfg:g}",
+        "model": image.model, "mode": image.mode,
+        "strength": f"{image.strength:g}" if "strength" in mode.key_fields else None,
+        "face_restored": image.restore_faces or mode.renderer == "faces",
+        "face_weight": f"{image.face_weight:g}",
+        "source_url": source_url, "source_label": source_label,
+        "preview": preview,
+    }

@@ -1,0 +1,86 @@
+"""The mode registry: each way of making a picture, declared once, without torch.
+
+A mode says which spec keys its cache key hashes and its derived seed is made of,
+whether it reads another picture (``from:``) and whether it diffuses from a prompt
+with a model (else it works on its source alone), its progress units, its A1111
+infotext parameters (named as in ``infotext.PARAMETERS``) and the renderer that runs
+it (``RENDERERS``, imported only when a picture must be rendered). Validation
+(``specs``), keys (``plan``), routing (``rendering``), infotext and figures read
+these entries; adding a mode is one entry here plus its renderer.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .specs import ImageSpec
+
+TXT2IMG, IMG2IMG, RESTORE = "txt2img", "img2img", "restore"
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    doc: str
+    renderer: str  # a key of RENDERERS
+    key_fields: tuple[str, ...]  # spec keys its cache key hashes (besides mode, recipe)
+    seed_fields: tuple[str, ...]  # spec keys a derived seed is made of (besides mode)
+    infotext: tuple[str, ...]  # its A1111 parameters, in order
+    work: Callable[[ImageSpec], int]  # progress units of one picture
+    source: bool = False  # reads another picture: ``from:`` is required
+    generates: bool = True  # diffuses from a prompt with a model (may restore_faces after)
+
+
+_DIFFUSION = ("prompt", "negative_prompt", "seed", "sampler", "steps", "cfg", "width", "height")
+#: What a derived seed is made of: what shapes the diffusion. Not ``from:`` (an id:
+#: renaming it must not change pixels), the model's name (its fingerprint is in the key),
+#: nor ``restore_faces``/``face_weight`` (toggling face restoration must not re-run
+#: diffusion). A restore keeps the diffusion basis: its seed is unused but shown, and
+#: pinned (tests/test_pinned_keys.py).
+_SEED = ("prompt", "negative_prompt", "sampler", "steps", "cfg", "width", "height")
+_GENERATION = ("steps", "sampler", "cfg", "seed", "size", "model_hash", "model")
+
+MODES: dict[str, Mode] = {mode.name: mode for mode in (
+    Mode(TXT2IMG, "a picture from the prompt", "diffusion", _DIFFUSION, _SEED, _GENERATION,
+         work=lambda spec: spec.steps),
+    Mode(IMG2IMG, "redraws `from` after the prompt", "diffusion", (*_DIFFUSION, "strength"),
+         (*_SEED, "strength"), (*_GENERATION, "strength"), source=True,
+         # diffusers runs int(steps × strength) of the steps
+         work=lambda spec: max(1, int(spec.steps * spec.strength))),
+    Mode(RESTORE, "GFPGAN alone on `from`", "faces", ("face_weight",), _SEED,
+         ("generation", "face_restoration", "face_weight"), source=True, generates=False,
+         work=lambda spec: 1),
+)}
+
+
+@dataclass(frozen=True)
+class RendererEntry:
+    """Where a renderer lives (``module:Class``), and its option table if it has one."""
+
+    path: str
+    options: str | None = None  # ``module:TABLE`` of ``schema.Key``s
+
+    def load(self) -> Any:
+        module, _, name = self.path.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def option_table(self) -> Mapping[str, Any]:
+        if self.options is None:
+            return {}
+        module, _, name = self.options.partition(":")
+        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
+#: Renderers by name. Each is built with the ``SiteConfig``; ``preview`` draws every mode.
+RENDERERS: dict[str, RendererEntry] = {
+    "diffusion": RendererEntry("generator.render.diffusion:DiffusionRenderer"),
+    "faces": RendererEntry("generator.render.faces:FaceRestorer",
+                           options="generator.render.faces:FACE_OPTIONS"),
+    "preview": RendererEntry("generator.render.preview:PreviewRenderer"),
+}
+#: The order renderers run in within a wave (models first, then restorations).
+RENDER_ORDER = ("diffusion", "faces")

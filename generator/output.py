@@ -1,0 +1,100 @@
+"""The output folder: genimg owns it, walks it once, writes what changed, prunes the rest.
+
+A folder is genimg's only when it holds the ``SITE_MARKER`` file (written first by
+every build), so a folder without it (hand-written docs/, say) is never pruned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from .atomic import is_temp_file, write_if_changed
+from .errors import GenimgError
+
+PREVIEW_MARKER = ".genimg-preview"
+PREVIEW_MARKER_TEXT = b"This site was built with --preview: do not publish.\n"
+SITE_MARKER = ".genimg-site"
+SITE_MARKER_TEXT = b"Built by genimg; files here that a build did not write are removed.\n"
+
+
+def walk(out: Path) -> tuple[dict[str, os.DirEntry], list[str]]:
+    """Every file below ``out`` (site path -> entry, not stat-ed) and every folder, in one
+    ``scandir`` walk that the image writer, page skipping and stale removal share."""
+    files: dict[str, os.DirEntry] = {}
+    folders: list[str] = []
+    stack = [("", str(out))]
+    while stack:
+        rel, path = stack.pop()
+        try:
+            listing = os.scandir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with listing:
+            for entry in listing:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(rel + entry.name)
+                    stack.append((rel + entry.name + "/", entry.path))
+                else:
+                    files[rel + entry.name] = entry
+    return files, folders
+
+
+def check_owned(out: Path, present: Mapping[str, os.DirEntry], config_file: Path) -> None:
+    """Refuse to build into a folder of files genimg did not write (no ``SITE_MARKER``);
+    a killed build's temp files don't count as someone else's."""
+    if SITE_MARKER not in present and any(
+            not is_temp_file(name.rpartition("/")[2]) for name in present):
+        raise GenimgError(
+            f"{out} holds files genimg did not write (no {SITE_MARKER} mark); genimg removes "
+            "stale files there, so it will not build into it. Empty it, or set another "
+            "output_dir", config_file)
+
+
+def mark_owned(out: Path) -> None:
+    """The mark goes first: a build killed after it wrote anything still owns the folder."""
+    write_if_changed(out / SITE_MARKER, SITE_MARKER_TEXT, durable=False)
+
+
+def write_site(out: Path, files: dict[str, bytes | Path], also_keep: set[str],
+               present: Mapping[str, os.DirEntry], folders: list[str]) -> tuple[int, int]:
+    """Write changed files, delete files no longer produced; returns (written, removed)."""
+    written = 0
+    for rel, data in files.items():
+        if isinstance(data, Path):
+            written += _copy(data, out / rel, present.get(rel))
+        else:
+            written += write_if_changed(out / rel, data, durable=False)
+    return written, _remove_stale(out, present, folders, set(files) | also_keep)
+
+
+def _copy(source: Path, dest: Path, entry: os.DirEntry | None) -> int:
+    """Copies (theme statics, user pictures) keep their source's mtime: size and mtime
+    both equal means unchanged, even for a same-size edit of style.css."""
+    stat = source.stat()
+    try:
+        same = entry is not None and (entry.stat().st_size, entry.stat().st_mtime_ns) \
+            == (stat.st_size, stat.st_mtime_ns)
+    except FileNotFoundError:
+        same = False
+    if same:
+        return 0
+    written = write_if_changed(dest, source.read_bytes(), durable=False)
+    os.utime(dest, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    return written
+
+
+def _remove_stale(out: Path, present: Mapping[str, os.DirEntry], folders: list[str],
+                  keep: set[str]) -> int:
+    removed = 0
+    for rel, entry in present.items():
+        if rel not in keep:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed += 1
+    for rel in sorted(folders, key=lambda f: f.count("/"), reverse=True):
+        with contextlib.suppress(OSError):
+            (out / rel).rmdir()  # only if empty
+    return removed

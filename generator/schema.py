@@ -1,0 +1,292 @@
+"""Every key a writer may set, declared once: type, default, check, one-line doc, role.
+
+A gallery spec, a gallery block, a post's front matter and each section of
+``genimg.yaml`` is a ``Table`` of ``Key``s. Validation (``check_keys``), defaults,
+"did you mean", every message about a value, the cache key's inputs (``Role``) and
+the README's key tables (``markdown_table``) all come from these tables, so a new
+key is one line here. Renderers declare their own option tables the same way
+(``render/faces.py``'s ``FACE_OPTIONS``), found through ``modes.RENDERERS``.
+
+Pure data and checks: no I/O, no torch. Like MkDocs' ``config_options``, but every
+error keeps the exact ``file:line`` of the value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import Location, did_you_mean, has_type, short_repr, type_name
+from .modes import MODES
+from .samplers import SAMPLERS
+
+SEED_MAX = 2**32 - 1
+SIZE_MIN, SIZE_MAX = 64, 4096
+
+
+class Role(enum.Enum):
+    """What a spec key does to a picture: what its cache key and derived seed hold."""
+
+    SEED = "pixels, seed"  # shapes the diffusion: in the key and in a derived seed
+    PIXELS = "pixels"  # changes the picture: in the key (for the modes that read it)
+    PRESENTATION = "presentation"  # how a picture is shown: never in a key
+    SETTING = "setting"  # not a spec key (genimg.yaml, front matter, gallery block)
+
+
+#: ``check(name, value)`` -> the whole message if ``value`` is wrong, else None.
+Check = Callable[[str, Any], str | None]
+_REQUIRED = object()
+_NONE = type(None)  # in a Key's types: the key may be written with no value
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key: what a writer may give it, what it is without them, what it means."""
+
+    name: str
+    types: tuple[type, ...]
+    doc: str
+    default: Any = None  # ``REQUIRED``: the key must be given
+    check: Check | None = None
+    role: Role = Role.SETTING
+    convert: Callable[[Any], Any] | None = None  # e.g. ``float`` for ``cfg: 7``
+    expected: str | None = None  # how messages name the types, when ``type_name`` won't do
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+    def checked(self, value: Any, where: Location) -> Any:
+        """``value`` if it is right for this key (converted), else a GenimgError at ``where``."""
+        if value is None and _NONE not in self.types:
+            raise where.error(f"{self.name!r} has no value")
+        if not has_type(value, self.types):
+            raise where.error(f"{self.name!r} must be {self.expected or type_name(self.types)}, "
+                              f"got {short_repr(value)}")
+        if self.check is not None and value is not None:
+            problem = self.check(self.name, value)
+            if problem:
+                raise where.error(problem)
+        return self.convert(value) if self.convert is not None else value
+
+
+REQUIRED = _REQUIRED
+Table = Mapping[str, Key]
+
+
+def table(*keys: Key) -> dict[str, Key]:
+    return {key.name: key for key in keys}
+
+
+def check_keys(data: Mapping[Any, Any], keys: Table, what: str, where: Location,
+               lines: Mapping[Any, int] | None = None, hint: str = "") -> dict[str, Any]:
+    """Check every key of ``data`` (unknown, empty, type, range) and that the required
+    ones are there; returns the values as given (``Key.convert`` is the caller's).
+
+    ``where`` is the mapping's own line; ``lines`` gives each key's line."""
+    lines = lines or {}
+    for name, value in data.items():
+        at = Location(where.file, lines.get(name, where.line))
+        key = keys.get(name) if isinstance(name, str) else None
+        if key is None:
+            raise at.error(f"unknown {what} key {short_repr(name)}"
+                           f"{did_you_mean(str(name), keys)}{hint}")
+        key.checked(value, at)
+    for key in keys.values():
+        if key.required and key.name not in data:
+            raise where.error(f"{what} needs '{key.name}:' ({key.doc})")
+    return dict(data)
+
+
+def defaults_of(keys: Table) -> dict[str, Any]:
+    """Each key's default (required keys have none)."""
+    return {k.name: k.default for k in keys.values() if not k.required}
+
+
+# ------------------------------------------------------------------------- checks
+
+
+def between(low: float, high: float) -> Check:
+    def check(name: str, value: Any) -> str | None:
+        ok = low <= value <= high
+        return None if ok else f"{name!r} must be between {low} and {high}, got {value}"
+    return check
+
+
+def at_least(low: int) -> Check:
+    def check(name: str, value: Any) -> str | None:
+        return None if value >= low else f"{name!r} must be at least {low}, got {value}"
+    return check
+
+
+def one_of(choices: Iterable[str] | Callable[[], Iterable[str]]) -> Check:
+    """The value must be one of ``choices`` (a callable is asked each time)."""
+    def check(name: str, value: Any) -> str | None:
+        known = list(choices() if callable(choices) else choices)
+        if value in known:
+            return None
+        return (f"unknown {name} {short_repr(value)}{did_you_mean(str(value), known)}; "
+                f"expected one of {', '.join(known)}")
+    return check
+
+
+def _fraction(name: str, value: Any) -> str | None:
+    return None if 0 < value <= 1 else f"{name!r} must be in (0, 1], got {value}"
+
+
+def _picture_size(name: str, value: Any) -> str | None:
+    if SIZE_MIN <= value <= SIZE_MAX and not value % 8:
+        return None
+    return f"{name!r} must be a multiple of 8 between {SIZE_MIN} and {SIZE_MAX}, got {value}"
+
+
+def _word(name: str, value: Any) -> str | None:
+    if value.strip() and not any(c.isspace() for c in value):
+        return None
+    return f"{name!r} must be one word without spaces, got {short_repr(value)}"
+
+
+def _device(name: str, value: Any) -> str | None:
+    if value in ("auto", "cpu", "cuda", "mps") or value.startswith("cuda:"):
+        return None
+    return f"{name!r} must be auto, cpu, cuda, cuda:N or mps, got {short_repr(value)}"
+
+
+def _words(name: str, value: Any) -> str | None:
+    items = [value] if isinstance(value, str) else value
+    if all(has_type(item, (str, int)) for item in items):
+        return None
+    return f"{name!r} must be a list of words, got {short_repr(value)}"
+
+
+# --------------------------------------------------------------------- the tables
+
+#: An image of a gallery. ``ImageSpec`` has a field for each (``from`` is ``source``).
+SPEC = table(
+    Key("prompt", (str,), "what the picture shows", role=Role.SEED),
+    Key("negative_prompt", (str,), "what it must not show", "", role=Role.SEED),
+    Key("seed", (int,), "0 … 2^32−1; absent → derived from the spec, so builds stay "
+        "reproducible", check=between(0, SEED_MAX), role=Role.PIXELS),
+    Key("mode", (str,), "how it is made: " + ", ".join(f"`{m.name}` ({m.doc})"
+                                                        for m in MODES.values()),
+        "txt2img", one_of(MODES), Role.SEED),
+    Key("from", (str,), "the `id` of another image anywhere on the site, or a file path "
+        "relative to the post", role=Role.PIXELS),
+    Key("model", (str,), "a name from `models:` in `genimg.yaml`, or a hub id / folder / "
+        "`.safetensors` file", "default", role=Role.PIXELS),
+    Key("sampler", (str,), "an A1111 sampler name", "Euler a", one_of(SAMPLERS), Role.SEED),
+    Key("steps", (int,), "denoising steps", 20, between(1, 500), Role.SEED),
+    Key("cfg", (int, float), "CFG scale: how closely to follow the prompt", 7.0,
+        between(0, 50), Role.SEED, float),
+    Key("width", (int,), "picture width in pixels", 512, _picture_size, Role.SEED),
+    Key("height", (int,), "picture height in pixels", 512, _picture_size, Role.SEED),
+    Key("strength", (int, float), "img2img denoising strength, 0 < s ≤ 1", 0.75, _fraction,
+        Role.SEED, float),
+    Key("restore_faces", (bool,), "run GFPGAN after generation (cached as a second "
+        "picture, so toggling it never re-runs diffusion)", False, role=Role.PIXELS,
+        convert=bool),
+    Key("face_weight", (int, float), "GFPGAN blend weight, 0 … 1", 0.5, between(0, 1),
+        Role.PIXELS, float),
+    Key("id", (str,), "a name other images' `from:` can use", check=_word,
+        role=Role.PRESENTATION),
+    Key("caption", (str,), "text under the picture", role=Role.PRESENTATION),
+    Key("alt", (str,), "the picture's alt text (default: its prompt)", role=Role.PRESENTATION),
+)
+#: Keys that belong to one image: never a default, never in a cache key.
+PRESENTATION_KEYS = tuple(k.name for k in SPEC.values() if k.role is Role.PRESENTATION)
+
+#: A gallery block written as a mapping (a plain list is its ``images``).
+GALLERY = table(
+    Key("images", (list, _NONE), "the pictures, in a row"),
+    Key("columns", (int, _NONE), "pictures per row, 1 … 12", check=between(1, 12)),
+    Key("defaults", (dict, _NONE), "spec keys every image of the block starts from"),
+    Key("caption", (str, _NONE), "text under the row"),
+)
+
+#: A post's YAML front matter.
+FRONT_MATTER = table(
+    Key("title", (str, int, float), "the post's title (default: from the file name)",
+        expected="text"),
+    Key("date", (str, dt.date, _NONE), "2022-10-30 (default: from a YYYY-MM-DD- file name)",
+        expected="a date like 2022-10-30"),
+    Key("tags", (list, str, _NONE), "a list of words", check=_words),
+    Key("draft", (bool,), "shown only by `build/serve --drafts`", False),
+    Key("slug", (str, _NONE), "the post's URL name (default: from the file name)"),
+    Key("summary", (str, _NONE), "the index and feed text (default: the first paragraph)"),
+    Key("extra", (dict, _NONE), "anything for a custom theme"),
+)
+
+#: ``genimg.yaml``.
+CONFIG = table(
+    Key("title", (str,), "the blog's name", "My genimg blog"),
+    Key("base_url", (str,), "where the site is published; a sub-path works", "/"),
+    Key("language", (str,), "the pages' language", "en"),
+    Key("author", (str,), "the feed's and pages' author", ""),
+    Key("description", (str,), "the index page's and feed's description", ""),
+    Key("posts_dir", (str,), "folder of the posts", "posts"),
+    Key("output_dir", (str,), "folder the site is written to (genimg owns it)", "site"),
+    Key("cache_dir", (str,), "folder of the picture cache and build state", ".genimg"),
+    Key("theme_dir", (str,), "folder of templates/static files overriding the theme's",
+        "theme"),
+    Key("per_page", (int,), "posts per index page", 10, at_least(1)),
+    Key("allow_downloads", (bool,), "may a build download a hub model", False),
+    Key("device", (str,), "auto, cpu, cuda, cuda:N or mps", "auto", _device),
+    Key("dtype", (str,), "auto (fp16 on CUDA), float32, float16 or bfloat16", "auto",
+        one_of(("auto", "float32", "float16", "bfloat16"))),
+    Key("cpu_offload", (bool,), "keep model parts on the CPU until used (less GPU memory)",
+        False),
+    Key("vae_tiling", (bool,), "decode big pictures tile by tile (less GPU memory)", False),
+    Key("batch_size", (int,), "pictures rendered at once", 4, at_least(1)),
+    Key("models", (dict,), "name → hub id, folder, `.safetensors` file or a mapping "
+        "(`source`, `config`, `revision`)"),
+    Key("face_restorer", (dict,), "GFPGAN and facexlib weights (`model`, `detection`, "
+        "`parsing`, `options`)"),
+    Key("defaults", (dict,), "spec keys every image starts from"),
+    Key("publish", (dict,), "`genimg publish` settings (`remote`, `branch`, `cname`, "
+        "`message`)"),
+)
+#: The folders of ``CONFIG``: paths relative to the blog.
+FOLDER_KEYS = ("posts_dir", "output_dir", "cache_dir", "theme_dir")
+
+#: A model of ``models:`` written as a mapping.
+MODEL = table(
+    Key("source", (str,), "hub id, folder or file", REQUIRED),
+    Key("config", (str, _NONE), "a local diffusers folder for a single file's configs"),
+    Key("revision", (str, _NONE), "a hub branch, tag or commit"),
+)
+
+#: ``face_restorer:``.
+FACE_RESTORER = table(
+    Key("model", (str,), "a file path: GFPGANv1.4.pth", REQUIRED),
+    Key("detection", (str,), "a file path: detection_Resnet50_Final.pth", REQUIRED),
+    Key("parsing", (str,), "a file path: parsing_parsenet.pth", REQUIRED),
+    Key("options", (dict, _NONE), "the networks' shapes (see `render/faces.py`)"),
+)
+
+#: ``publish:``.
+PUBLISH = table(
+    Key("remote", (str,), "git remote to push to", "origin"),
+    Key("branch", (str,), "branch the site is committed to", "gh-pages"),
+    Key("cname", (str, _NONE), "custom domain written to CNAME"),
+    Key("message", (str,), "commit message", "Publish site"),
+)
+
+
+def markdown_table(keys: Table, names: Iterable[str] | None = None) -> str:
+    """The README's table of ``keys``: one row each, default included."""
+    rows = ["| key | meaning | default |", "| --- | --- | --- |"]
+    for key in (keys[n] for n in (names or keys)):
+        default = "" if key.default in (None, REQUIRED) else f"`{key.default}`"
+        if key.default == "":
+            default = "empty"
+        if key.required:
+            default = "required"
+        rows.append(f"| `{key.name}` | {key.doc} | {default} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # ``python -m generator.schema``: the README's tables
+    print(markdown_table(SPEC), markdown_table(CONFIG), sep="\n\n")
