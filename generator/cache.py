@@ -48,13 +48,6 @@ class Brief:
     preview: bool | None  # None: the sidecar does not say
 
 
-@dataclass(frozen=True)
-class Entry:
-    key: str
-    png: Path
-    meta: dict[str, Any]
-
-
 class Cache:
     """The store; safe against kills, and against a second build by ``lock()``."""
 
@@ -142,11 +135,9 @@ class Cache:
             write_atomic(self.dir / INDEX_NAME, data, durable=False)
             self._index_dirty = False
 
-    def get(self, key: str) -> Entry:
-        """A verified entry; raises CorruptEntry if the PNG does not match its hash."""
-        png, _ = self.paths(key)
-        meta, _data = self._verified(key)
-        return Entry(key, png, meta)
+    def verify(self, key: str) -> None:
+        """Raise CorruptEntry if the entry is incomplete or its PNG does not match its hash."""
+        self._verified(key)
 
     def read_bytes(self, key: str) -> bytes:
         """The PNG bytes of an entry, verified in the same read.
@@ -174,7 +165,7 @@ class Cache:
         self._checked.add(key)
         return meta, data
 
-    def put(self, key: str, png_data: bytes, meta: dict[str, Any]) -> Entry:
+    def put(self, key: str, png_data: bytes, meta: dict[str, Any]) -> None:
         """Store atomically: PNG first, sidecar (the commit mark) last."""
         png, side = self.paths(key)
         record = {
@@ -199,7 +190,6 @@ class Cache:
         self._briefs[key] = brief
         st = os.stat(side)
         self._remember(key, [st.st_size, st.st_mtime_ns, st.st_ino], brief)
-        return Entry(key, png, record)
 
     def discard(self, key: str) -> None:
         """Remove an entry (sidecar first, so it never looks complete half-way)."""

@@ -63,9 +63,6 @@ class WebImage:
     def thumb(self, width: int) -> str:
         return f"images/{self.stem}-{width}.webp"
 
-    def thumb_height(self, width: int) -> int:
-        return round(self.height * width / self.width)
-
     def files(self) -> list[str]:
         return [self.full, *(self.thumb(w) for w in self.thumb_widths())]
 

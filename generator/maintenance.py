@@ -95,7 +95,7 @@ def verify_cache(root: Path, discard: bool = False) -> VerifyReport:
     for key in stored:
         report.checked += 1
         try:
-            cache.get(key)
+            cache.verify(key)
         except CorruptEntry as exc:
             report.corrupt.append((key, exc.message))
     if discard and report.corrupt:

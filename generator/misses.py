@@ -38,7 +38,7 @@ def find_misses(plan: Plan, cache: Cache, repaired: list[str]) -> list[Node]:
 def _sound(cache: Cache, key: str, repaired: list[str]) -> bool:
     """Verify an entry whose bytes will be read; a corrupt one is discarded and reported."""
     try:
-        cache.get(key)
+        cache.verify(key)
     except CorruptEntry:
         cache.discard(key)
         repaired.append(key)

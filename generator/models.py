@@ -38,10 +38,6 @@ class ModelRef:
     problem: str | None = None  # why it cannot be loaded here (None: it can)
 
     @property
-    def available(self) -> bool:
-        return self.problem is None
-
-    @property
     def short_hash(self) -> str:
         """What A1111 shows as ``Model hash``."""
         return self.fingerprint.split(":")[-1][:10]
@@ -57,10 +53,6 @@ class FaceRestorerRef:
     options: dict
     fingerprint: str
     problem: str | None = None  # why it cannot be loaded here (None: it can)
-
-    @property
-    def available(self) -> bool:
-        return self.problem is None
 
 
 def hf_hub_cache() -> Path:

@@ -166,7 +166,8 @@ def _words(name: str, value: Any) -> str | None:
 
 #: An image of a gallery. ``ImageSpec`` has a field for each (``from`` is ``source``).
 SPEC = table(
-    Key("prompt", (str,), "what the picture shows", role=Role.SEED),
+    Key("prompt", (str,), "what the picture shows (every mode that generates needs one)",
+        role=Role.SEED),
     Key("negative_prompt", (str,), "what it must not show", "", role=Role.SEED),
     Key("seed", (int,), "0 … 2^32−1; absent → derived from the spec, so builds stay "
         "reproducible", check=between(0, SEED_MAX), role=Role.PIXELS),
@@ -177,7 +178,8 @@ SPEC = table(
         "relative to the post", role=Role.PIXELS),
     Key("model", (str,), "a name from `models:` in `genimg.yaml`, or a hub id / folder / "
         "`.safetensors` file", "default", role=Role.PIXELS),
-    Key("sampler", (str,), "an A1111 sampler name", "Euler a", one_of(SAMPLERS), Role.SEED),
+    Key("sampler", (str,), "an A1111 sampler name (see below)", "Euler a", one_of(SAMPLERS),
+        Role.SEED),
     Key("steps", (int,), "denoising steps", 20, between(1, 500), Role.SEED),
     Key("cfg", (int, float), "CFG scale: how closely to follow the prompt", 7.0,
         between(0, 50), Role.SEED, float),
@@ -275,16 +277,32 @@ PUBLISH = table(
 )
 
 
-def markdown_table(keys: Table, names: Iterable[str] | None = None) -> str:
-    """The README's table of ``keys``: one row each, default included."""
-    rows = ["| key | meaning | default |", "| --- | --- | --- |"]
-    for key in (keys[n] for n in (names or keys)):
-        default = "" if key.default in (None, REQUIRED) else f"`{key.default}`"
-        if key.default == "":
-            default = "empty"
-        if key.required:
-            default = "required"
-        rows.append(f"| `{key.name}` | {key.doc} | {default} |")
+def _shown_default(key: Key) -> str:
+    if key.required:
+        return "required"
+    if key.default is None:
+        return ""
+    if key.default == "":
+        return "empty"
+    if isinstance(key.default, bool):
+        return f"`{str(key.default).lower()}`"
+    if isinstance(key.default, float) and key.default.is_integer():
+        return f"`{key.default:g}`"
+    return f"`{key.default}`"
+
+
+_IN_KEY = {Role.SEED: "yes, and in a derived seed", Role.PIXELS: "yes",
+           Role.PRESENTATION: "never"}
+
+
+def markdown_table(keys: Table) -> str:
+    """The README's table of ``keys``: one row each (spec keys say what their key holds)."""
+    spec = any(key.role is not Role.SETTING for key in keys.values())
+    rows = ["| key | meaning | default |" + (" in the cache key |" if spec else ""),
+            "| --- | --- | --- |" + (" --- |" if spec else "")]
+    for key in keys.values():
+        row = f"| `{key.name}` | {key.doc} | {_shown_default(key)} |"
+        rows.append(row + (f" {_IN_KEY[key.role]} |" if spec else ""))
     return "\n".join(rows)
 
 

@@ -120,7 +120,7 @@ def complete_keys(root: Path) -> set[str]:
     good = set()
     for key in set(cache.keys()):
         try:
-            cache.get(key)
+            cache.verify(key)
         except GenimgError:
             continue
         good.add(key)
@@ -181,7 +181,7 @@ def assert_cache_consistent(root: Path, reference: dict) -> None:
         else:
             assert data == ref_cache[rel], f".genimg/{rel} is half-written or wrong"
     for key in set(cache.keys()):
-        cache.get(key)  # every entry with a sidecar verifies
+        cache.verify(key)  # every entry with a sidecar verifies
 
 
 def assert_site_files_whole(root: Path, *versions: dict[str, bytes]) -> None:
@@ -419,7 +419,7 @@ def test_corrupt_entry_with_missing_site_files_is_repaired_not_copied(tmp_path, 
     assert any("corrupt" in line and key[:12] in line for line in logged)
     assert tree(root / "site") == reference["site"]
     assert all(data != bad for data in tree(root / "site").values())
-    cache.get(key)
+    cache.verify(key)
 
 
 def test_corrupt_entry_reported_by_the_cli(tmp_path, reference):
