@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import Location, did_you_mean, has_type, short_repr, type_name
-from .modes import MODES
+from .modes import MODES, TXT2IMG
 from .samplers import SAMPLERS
 
 SEED_MAX = 2**32 - 1
@@ -173,7 +173,7 @@ SPEC = table(
         "reproducible", check=between(0, SEED_MAX), role=Role.PIXELS),
     Key("mode", (str,), "how it is made: " + ", ".join(f"`{m.name}` ({m.doc})"
                                                         for m in MODES.values()),
-        "txt2img", one_of(MODES), Role.SEED),
+        TXT2IMG, one_of(MODES), Role.SEED),
     Key("from", (str,), "the `id` of another image anywhere on the site, or a file path "
         "relative to the post", role=Role.PIXELS),
     Key("model", (str,), "a name from `models:` in `genimg.yaml`, or a hub id / folder / "

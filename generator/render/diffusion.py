@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import GenimgError
 from ..models import hf_hub_cache, model_missing_error
+from ..modes import IMG2IMG, MODES, TXT2IMG
 from ..samplers import SAMPLERS
 from .base import RenderTask, StepCallback
 from .device import pick_device, pick_dtype
@@ -35,7 +36,7 @@ def batch_key(task: RenderTask) -> tuple:
     """Tasks with equal keys can share one pipeline call (one scalar per setting)."""
     spec = task.spec
     model = task.model.fingerprint if task.model else None
-    strength = float(spec.strength) if spec.mode == "img2img" else None
+    strength = float(spec.strength) if spec.mode == IMG2IMG else None
     return (model, spec.mode, spec.width, spec.height, spec.steps, spec.sampler,
             float(spec.cfg), strength)
 
@@ -102,7 +103,7 @@ class DiffusionRenderer:
         """Yield every task's picture, batch by batch, as soon as its batch is done."""
         for task in tasks:
             where = (task.spec.location.file, task.spec.location.line)
-            if task.spec.mode not in ("txt2img", "img2img"):
+            if MODES[task.spec.mode].renderer != "diffusion":
                 raise GenimgError(f"the diffusion renderer cannot make a {task.spec.mode!r} "
                                   "picture", *where)
             if task.model is None:
@@ -129,13 +130,13 @@ class DiffusionRenderer:
         spec = batch[0].spec
         assert batch[0].model is not None
         model = self._activate(batch[0].model)
-        pipe = model.txt2img if spec.mode == "txt2img" else model.img2img
+        pipe = model.txt2img if spec.mode == TXT2IMG else model.img2img
         scheduler_class, overrides = SAMPLERS[spec.sampler]
         pipe.scheduler = getattr(diffusers, scheduler_class).from_config(
             model.scheduler_config, **overrides
         )
         kwargs: dict[str, Any] = {}
-        if spec.mode == "txt2img":
+        if spec.mode == TXT2IMG:
             kwargs.update(width=spec.width, height=spec.height)
         else:
             kwargs["image"] = [_fit(task.source, spec.width, spec.height) for task in batch]

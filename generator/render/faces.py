@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GenimgError, Location, has_type, short_repr
+from ..modes import RESTORE
 from ..schema import Key, check_keys, defaults_of, one_of, table
 
 if TYPE_CHECKING:
@@ -329,7 +330,7 @@ class FaceRestorer:
         """Restore each task's ``source`` picture; a picture without faces comes back as is."""
         for task in tasks:
             spec = task.spec
-            if spec.mode != "restore" and not spec.restore_faces:
+            if spec.mode != RESTORE and not spec.restore_faces:
                 raise GenimgError(f"the face restorer cannot render a {spec.mode!r} picture",
                                   spec.location.file, spec.location.line)
             if task.source is None or task.restorer is None:

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ..modes import IMG2IMG, RESTORE
 from .base import RenderTask, StepCallback
 
 
@@ -25,16 +26,16 @@ def preview_picture(task: RenderTask) -> Image.Image:
     spec = task.spec
     size = (spec.width, spec.height)
     if task.source is not None:
-        size = task.source.size if spec.mode == "restore" else size
+        size = task.source.size if spec.mode == RESTORE else size
     upper, lower = _colour(spec.seed, "top"), _colour(spec.seed, "bottom")
     gradient = Image.linear_gradient("L").resize(size)
     image = Image.composite(Image.new("RGB", size, lower), Image.new("RGB", size, upper), gradient)
     if task.source is not None:
         faded = task.source.convert("RGB").resize(size)
-        image = Image.blend(image, faded, 0.45 if spec.mode == "img2img" else 1.0)
+        image = Image.blend(image, faded, 0.45 if spec.mode == IMG2IMG else 1.0)
     font_size = max(10, size[0] // 24)
     font = ImageFont.load_default(size=font_size)
-    if spec.mode == "restore":
+    if spec.mode == RESTORE:
         lines = ["PREVIEW  face restore", f"GFPGAN weight {spec.face_weight:g}"]
     else:
         lines = ["PREVIEW", f"{spec.mode}  seed {spec.seed}"]
@@ -43,7 +44,7 @@ def preview_picture(task: RenderTask) -> Image.Image:
     panel = (len(lines) * line_height) + font_size
     # Text sits on a dark panel (at the bottom for restores, whose source text shows above),
     # so chained placeholders stay legible.
-    top = size[1] - panel if spec.mode == "restore" else 0
+    top = size[1] - panel if spec.mode == RESTORE else 0
     overlay = Image.new("RGBA", size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
     draw.rectangle([0, top, size[0], top + panel], fill=(0, 0, 0, 170))
@@ -52,7 +53,7 @@ def preview_picture(task: RenderTask) -> Image.Image:
         draw.text((font_size, y), line, fill=(255, 255, 255, 255), font=font)
         y += line_height
     image = Image.alpha_composite(image.convert("RGBA"), overlay).convert("RGB")
-    outline = (255, 215, 0) if spec.mode == "restore" else (255, 255, 255)
+    outline = (255, 215, 0) if spec.mode == RESTORE else (255, 255, 255)
     ImageDraw.Draw(image).rectangle([0, 0, size[0] - 1, size[1] - 1], outline=outline, width=3)
     return image
 
