@@ -54,6 +54,9 @@ class Key:
     role: Role = Role.SETTING
     convert: Callable[[Any], Any] | None = None  # e.g. ``float`` for ``cfg: 7``
     expected: str | None = None  # how messages name the types, when ``type_name`` won't do
+    #: Hashed (into a cache key or derived seed) only when it differs from its default: for
+    #: keys added after pictures were made, so adding one re-renders nothing.
+    hashed_if_set: bool = False
 
     @property
     def required(self) -> bool:

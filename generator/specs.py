@@ -50,12 +50,7 @@ class ImageSpec:
 
     def pixel_fields(self) -> dict[str, Any]:
         """Everything of the spec itself that its mode's cache key hashes."""
-        fields: dict[str, Any] = {"mode": self.mode}
-        for name in MODES[self.mode].key_fields:
-            convert = SPEC[name].convert
-            value = getattr(self, name)
-            fields[name] = convert(value) if convert else value
-        return fields
+        return {"mode": self.mode, **hashed(MODES[self.mode].key_fields, vars(self))}
 
     def without_restore(self) -> ImageSpec:
         """The unrestored picture that ``restore_faces`` is applied on."""
@@ -78,6 +73,18 @@ class Gallery:
     columns: int | None
     caption: str | None
     location: Location
+
+
+def hashed(names: tuple[str, ...], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of ``names`` as a key or seed hashes them: converted (``cfg: 7`` is
+    7.0), and without ``hashed_if_set`` keys left at their default."""
+    out: dict[str, Any] = {}
+    for name in names:
+        key, value = SPEC[name], values[name]
+        if key.hashed_if_set and value == key.default:
+            continue
+        out[name] = key.convert(value) if key.convert else value
+    return out
 
 
 def parse_defaults(raw: Any, where: Location, key_lines: Mapping[Any, int] | None = None,
@@ -133,7 +140,7 @@ def parse_image(raw: Any, where: Location, defaults: Mapping[str, Any] | None = 
     )
     seed = merged.get("seed")
     if seed is None:
-        seed = derive_seed({"mode": mode.name, **{k: fields[k] for k in mode.seed_fields}})
+        seed = derive_seed({"mode": mode.name, **hashed(mode.seed_fields, fields)})
     return ImageSpec(
         **fields,
         seed=seed,
