@@ -56,6 +56,7 @@ class BuildReport:
     repaired: list[str] = field(default_factory=list)  # corrupt cache entries re-rendered
     files_written: int = 0
     files_removed: int = 0
+    site_bytes: int = 0
     seconds: float = 0.0
     preview: bool = False
 
@@ -121,14 +122,14 @@ def build_site(root: Path, options: BuildOptions = BuildOptions(),
                                             progress or Progress())
         site.resolver.save()
         with _gc_paused():
-            _write_everything(site, cache, options, present, folders, report)
+            _write_everything(site, cache, options, present, folders, report, log)
     report.seconds = time.perf_counter() - started
     return report
 
 
 def _write_everything(site: LoadedSite, cache: Cache, options: BuildOptions,
                       present: dict[str, os.DirEntry], folders: list[str],
-                      report: BuildReport) -> None:
+                      report: BuildReport, log: Callable[[str], None]) -> None:
     """Web images, pages, static files into the site; then save the build state."""
     config, out = site.config, site.config.output_dir
     output.mark_owned(out)
@@ -145,6 +146,9 @@ def _write_everything(site: LoadedSite, cache: Cache, options: BuildOptions,
     written, report.files_removed = output.write_site(out, files, web_files | kept, present,
                                                       folders)
     report.files_written += written
+    report.site_bytes, largest, name = output.site_size(out)
+    for warning in output.size_warnings(report.site_bytes, largest, name):
+        log(warning)
     for path, (page_digest, reads) in inputs.items():
         if page_digest is not None:
             page_state.record(path, page_digest, reads, os.stat(out / path))

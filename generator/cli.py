@@ -84,7 +84,7 @@ def build(blog: Path, preview: bool, frozen: bool, drafts: bool, lock_wait: floa
     click.echo(
         f"built {report.posts} posts, {report.pictures} pictures{kind}: rendered "
         f"{report.rendered}, wrote {report.files_written} files, removed "
-        f"{report.files_removed} in {report.seconds:.2f}s"
+        f"{report.files_removed} in {report.seconds:.2f}s; site {report.site_bytes / 1e6:.1f} MB"
     )
 
 
@@ -237,6 +237,17 @@ def cache_ls(blog: Path, unused: bool) -> None:
     total = human_size(sum(e.size for e in entries))
     tail = f"; {len(idle)} unused (`genimg cache gc` removes them)" if idle else ""
     click.echo(f"{len(entries)} entries, {total}{tail}")
+
+
+@cache.command("status")
+@BLOG_OPTION
+@reports_errors
+def cache_status(blog: Path) -> None:
+    """Which cached pictures are committed (and in Git LFS), which are only local."""
+    from .cache_git import cache_git_status
+
+    for line in cache_git_status(blog).lines():
+        click.echo(line)
 
 
 @cache.command("verify")

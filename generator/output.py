@@ -20,6 +20,39 @@ SITE_MARKER = ".genimg-site"
 SITE_MARKER_TEXT = b"Built by genimg; files here that a build did not write are removed.\n"
 
 
+#: GitHub Pages' published limits: a site of at most 1 GB, files of at most 100 MB.
+PAGES_SITE_LIMIT = 1_000_000_000
+PAGES_FILE_LIMIT = 100_000_000
+#: Warn from this share of a limit on: before a publish fails on GitHub's side.
+WARN_SHARE = 0.8
+
+
+def site_size(out: Path) -> tuple[int, int, str]:
+    """(total bytes, largest file's bytes, its site path) of the output folder."""
+    total = largest = 0
+    name = ""
+    files, _ = walk(out)
+    for rel, entry in files.items():
+        size = entry.stat(follow_symlinks=False).st_size
+        total += size
+        if size > largest:
+            largest, name = size, rel
+    return total, largest, name
+
+
+def size_warnings(total: int, largest: int, name: str) -> list[str]:
+    """What to say when the site nears GitHub Pages' limits."""
+    warnings = []
+    if total >= WARN_SHARE * PAGES_SITE_LIMIT:
+        warnings.append(f"the site is {total / 1e6:.0f} MB; GitHub Pages publishes at most "
+                        "1 GB: set 'originals: webp' (lossless, smaller) or 'originals: none' "
+                        "in genimg.yaml")
+    if largest >= WARN_SHARE * PAGES_FILE_LIMIT:
+        warnings.append(f"{name} is {largest / 1e6:.0f} MB; GitHub Pages takes files of at "
+                        "most 100 MB")
+    return warnings
+
+
 def walk(out: Path) -> tuple[dict[str, os.DirEntry], list[str]]:
     """Every file below ``out`` (site path -> entry, not stat-ed) and every folder, in one
     ``scandir`` walk that the image writer, page skipping and stale removal share."""

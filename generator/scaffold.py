@@ -34,6 +34,14 @@ GITIGNORE = """\
 /.genimg/**/*.tmp
 """
 
+# Cache pictures go to Git LFS: a ~400 KB PNG per picture is 4 GB of history at 10,000
+# pictures, far past what a git host takes comfortably; LFS keeps the repository small
+# and only the checked-out version on disk. Sidecars (small JSON) stay in git.
+GITATTRIBUTES = """\
+# genimg: cache pictures in Git LFS (`git lfs install` once per machine).
+.genimg/objects/**/*.png filter=lfs diff=lfs merge=lfs -text
+"""
+
 WORKFLOW = """\
 # Builds the blog from the committed picture cache (no GPU, no model) and deploys
 # it to GitHub Pages. In the repository settings, set Pages -> Source to
@@ -60,6 +68,8 @@ jobs:
     runs-on: ubuntu-latest
     steps:
       - uses: actions/checkout@v4
+        with:
+          lfs: true  # the cache's pictures are in Git LFS (.gitattributes)
       - uses: actions/setup-python@v5
         with:
           python-version: "3.12"
@@ -70,6 +80,15 @@ jobs:
         env:
           GENIMG_PIP_SPEC: ${{{{ vars.GENIMG_PIP_SPEC }}}}
         run: python -m pip install "${{GENIMG_PIP_SPEC:-genimg=={version}}}"
+      - name: Restore the web pictures derived by earlier runs
+        # WebP encoding is most of a cold build: keep it between runs. The key changes
+        # with genimg's version and the cache's sidecars, so new pictures are encoded
+        # once; restore-keys reuse the last run's files for everything else.
+        uses: actions/cache@v4
+        with:
+          path: .genimg/derived
+          key: genimg-derived-{version}-${{{{ hashFiles('.genimg/objects/**/*.json') }}}}
+          restore-keys: genimg-derived-{version}-
       - name: Build from the committed cache
         run: genimg build --frozen
       - uses: actions/configure-pages@v5
@@ -136,6 +155,7 @@ def init_blog(root: Path, title: str = "My genimg blog",
         root / CONFIG_NAME: dump_default_config(title),
         root / "posts" / f"{date}-hello-genimg.md": SAMPLE_POST.format(date=date),
         root / ".gitignore": GITIGNORE,
+        root / ".gitattributes": GITATTRIBUTES,
         root / WORKFLOW_PATH: WORKFLOW.format(version=generator.__version__),
     })
 

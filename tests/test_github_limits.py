@@ -1,0 +1,102 @@
+"""A blog on GitHub: cache pictures in Git LFS, the workflow keeps derived pictures,
+and the build warns before the site passes GitHub Pages' limits (issue 20)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from generator import output
+from generator.scaffold import WORKFLOW_PATH
+from tests.helpers import genimg
+
+needs_lfs = pytest.mark.skipif(shutil.which("git-lfs") is None,
+                               reason="needs git-lfs (.ci/run installs it)")
+
+
+def _git(root: Path, *args: str) -> str:
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(root.parent), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
+                          text=True, env=env).stdout
+
+
+@pytest.fixture
+def blog(tmp_path: Path) -> Path:
+    root = tmp_path / "blog"
+    assert genimg("init", root).exit_code == 0
+    return root
+
+
+def test_workflow_checks_out_lfs_and_caches_derived_pictures(blog: Path) -> None:
+    steps = yaml.safe_load((blog / WORKFLOW_PATH).read_text())["jobs"]["build"]["steps"]
+    uses = [step.get("uses", "").split("@")[0] for step in steps]
+    assert steps[uses.index("actions/checkout")]["with"]["lfs"] is True
+    cache = steps[uses.index("actions/cache")]
+    assert cache["with"]["path"] == ".genimg/derived"
+    assert "hashFiles('.genimg/objects/**/*.json')" in cache["with"]["key"]
+    assert cache["with"]["key"].startswith(cache["with"]["restore-keys"])
+    build = next(i for i, s in enumerate(steps) if "genimg build" in s.get("run", ""))
+    assert uses.index("actions/cache") < build
+
+
+@needs_lfs
+def test_cache_pictures_are_committed_to_lfs_and_status_says_so(blog: Path) -> None:
+    _git(blog, "init", "-q")
+    _git(blog, "lfs", "install", "--local")
+    assert genimg("build", "--preview", "-q", "-C", blog).exit_code == 0
+    _git(blog, "add", "-A")
+    _git(blog, "commit", "-qm", "first")
+    pngs = sorted(p.relative_to(blog).as_posix() for p in blog.glob(".genimg/objects/*/*.png"))
+    assert pngs and sorted(_git(blog, "lfs", "ls-files", "-n").split()) == pngs
+    blob = _git(blog, "cat-file", "-p", f"HEAD:{pngs[0]}")
+    assert blob.startswith("version https://git-lfs.github.com/spec/v1")
+    sidecar = pngs[0].replace(".png", ".json")
+    assert _git(blog, "cat-file", "-p", f"HEAD:{sidecar}").startswith("{")  # plain git
+
+    status = genimg("cache", "status", "-C", blog)
+    assert status.exit_code == 0, status.output
+    assert f"committed: {len(pngs)} (" in status.output
+    assert f"{len(pngs)} of them in Git LFS" in status.output
+    assert "only on this machine" not in status.output
+
+    post = next(blog.glob("posts/*.md"))
+    post.write_text(post.read_text() + "\n```gallery\n- prompt: a new one\n  seed: 9\n```\n")
+    assert genimg("build", "--preview", "-q", "-C", blog).exit_code == 0
+    status = genimg("cache", "status", "-C", blog)
+    assert "only on this machine: 1 (" in status.output
+
+
+def test_status_outside_git_is_one_line(blog: Path) -> None:
+    result = genimg("cache", "status", "-C", blog)
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "not a git repository" in result.stderr
+
+
+def test_pictures_committed_without_lfs_are_flagged(blog: Path) -> None:
+    (blog / ".gitattributes").unlink()
+    _git(blog, "init", "-q")
+    assert genimg("build", "--preview", "-q", "-C", blog).exit_code == 0
+    _git(blog, "add", "-A")
+    _git(blog, "commit", "-qm", "first")
+    status = genimg("cache", "status", "-C", blog).output
+    assert "0 of them in Git LFS" in status and "are not in Git LFS" in status
+
+
+def test_build_warns_before_the_site_passes_pages_limits(blog: Path, monkeypatch) -> None:
+    result = genimg("build", "--preview", "-C", blog)
+    assert result.exit_code == 0 and "warning" not in result.stderr
+    assert "; site " in result.output and " MB" in result.output
+    total, largest, name = output.site_size(blog / "site")
+    assert total > largest > 0 and name
+    monkeypatch.setattr(output, "PAGES_SITE_LIMIT", total)
+    monkeypatch.setattr(output, "PAGES_FILE_LIMIT", largest)
+    (blog / "site" / "index.html").unlink()  # something to do, and the warning again
+    result = genimg("build", "--preview", "-C", blog)
+    assert result.exit_code == 0
+    assert "GitHub Pages publishes at most 1 GB" in result.stderr
+    assert f"warning: {name} is " in result.stderr
