@@ -108,7 +108,7 @@ def build_site(root: Path, options: BuildOptions = BuildOptions(),
             cache.remove_temp_files()
             present, folders = output.walk(config.output_dir)
             output.check_owned(config.output_dir, present, config.file or root)
-            verify_for_site(site.plan, cache, present, report.repaired)
+            verify_for_site(site.plan, cache, present, report.repaired, config.originals)
             misses = find_misses(site.plan, cache, report.repaired)
         for key in report.repaired:
             log(f"cache entry {key[:12]} was corrupt; rendering it again")
@@ -133,7 +133,8 @@ def _write_everything(site: LoadedSite, cache: Cache, options: BuildOptions,
     """Web images, pages, static files into the site; then save the build state."""
     config, out = site.config, site.config.output_dir
     output.mark_owned(out)
-    figures = Figures(site.posts, site.plan, cache, options.preview)
+    figures = Figures(site.posts, site.plan, cache, options.preview, config.originals,
+                      config.originals_url)
     report.files_written += ImageWriter(cache, out, present).write(figures.webs.values())
     page_state = PageState(config.cache_dir, "pages")
     pages, kept, inputs = render_changed_pages(config, site.posts, site.post_cache, figures,

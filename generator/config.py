@@ -76,6 +76,8 @@ class SiteConfig:
     cpu_offload: bool = _DEFAULTS["cpu_offload"]
     vae_tiling: bool = _DEFAULTS["vae_tiling"]
     batch_size: int = _DEFAULTS["batch_size"]
+    originals: str = _DEFAULTS["originals"]
+    originals_url: str | None = _DEFAULTS["originals_url"]
     models: Mapping[str, ModelConfig] = field(default_factory=lambda: MappingProxyType({}))
     face_restorer: FaceRestorerConfig | None = None
     defaults: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))

@@ -22,13 +22,14 @@ if TYPE_CHECKING:
     from .specs import ImageSpec
 
 
-def web_image(plan: Plan, key: str, brief: Brief) -> WebImage:
+def web_image(plan: Plan, key: str, brief: Brief, original: str = "png") -> WebImage:
     """Name a picture after the generation it comes from (a restoration has no prompt).
 
     Memoised in the plan, so each build makes one WebImage per picture.
     """
     web = plan.webs.get(key)
-    if web is None or (web.width, web.height) != (brief.width, brief.height):
+    if web is None or (web.width, web.height, web.original) != (brief.width, brief.height,
+                                                                 original):
         origin = plan.nodes[key]
         while not MODES[origin.spec.mode].generates and origin.parent:
             origin = plan.nodes[origin.parent]
@@ -37,7 +38,7 @@ def web_image(plan: Plan, key: str, brief: Brief) -> WebImage:
         else:  # made from a user file
             name = origin.file.stem if origin.file else "image"
             stem = stem_for(key, None, "", fallback=f"restored-{name}")
-        web = plan.webs[key] = WebImage(key, stem, brief.width, brief.height)
+        web = plan.webs[key] = WebImage(key, stem, brief.width, brief.height, original)
     return web
 
 
@@ -45,7 +46,8 @@ class Figures(Mapping[Location, dict[str, Any]]):
     """Template data for each image, made on first use, plus the web images to write
     and the user source files to copy."""
 
-    def __init__(self, posts: list[Post], plan: Plan, cache: Cache, preview: bool):
+    def __init__(self, posts: list[Post], plan: Plan, cache: Cache, preview: bool,
+                 original: str = "png", originals_url: str | None = None):
         # Keyed as images name their post (a posts_dir outside the blog has no relative path).
         images = [image for post in posts for image in post.images]
         post_of = {image.location.file: post for post in posts for image in post.images}
@@ -65,11 +67,11 @@ class Figures(Mapping[Location, dict[str, Any]]):
             brief = cache.brief(key)
             if brief is None:
                 raise GenimgError(f"cache entry {key[:12]} vanished during the build")
-            web = self.webs[key] = web_image(plan, key, brief)
+            web = self.webs[key] = web_image(plan, key, brief, original)
             source_url, source_label = self._source(image, plan, key, anchors)
             shown_preview = preview if brief.preview is None else brief.preview
             self._inputs[image.location] = (image, key, web, source_url, source_label,
-                                            shown_preview)
+                                            shown_preview, originals_url)
         self._made: dict[Location, dict[str, Any]] = {}
 
     def _source(self, image: ImageSpec, plan: Plan, key: str, anchors: dict[str, str]
@@ -100,18 +102,27 @@ class Figures(Mapping[Location, dict[str, Any]]):
 
     def digest(self, post: Post) -> str:
         """Digest of what the figures of ``post`` are made from (its specs aside)."""
-        return digest([(key, web.stem, web.width, web.height, url, label, preview)
-                       for _, key, web, url, label, preview
+        return digest([(key, web.stem, web.width, web.height, url, label, preview, web.original,
+                         elsewhere)
+                       for _, key, web, url, label, preview, elsewhere
                        in (self._inputs[image.location] for image in post.images)])
 
 
 def figure(image: ImageSpec, key: str, web: WebImage, source_url: str | None,
-           source_label: str | None, preview: bool) -> dict[str, Any]:
-    """What the theme gets for one picture (see ``gallery.html``)."""
+           source_label: str | None, preview: bool, originals_url: str | None = None
+           ) -> dict[str, Any]:
+    """What the theme gets for one picture (see ``gallery.html``).
+
+    ``full`` is a site path (or None); ``original_url`` the full picture's URL elsewhere
+    (``originals: none`` with ``originals_url``); ``large`` what a click opens."""
     widths = web.thumb_widths()
     mode = MODES[image.mode]
+    elsewhere = (originals_url.rstrip("/") + f"/{web.stem}.png"
+                 if originals_url and web.full is None else None)
     return {
         "key": key, "anchor": f"img-{key[:8]}", "full": web.full,
+        "original_url": elsewhere, "original_format": web.original.upper(),
+        "large": web.full or web.thumb(widths[-1]),
         "thumbs": [(web.thumb(w), w) for w in widths], "src": web.thumb(widths[0]),
         "width": web.width, "height": web.height,
         "alt": image.alt or image.prompt or image.caption or "picture",

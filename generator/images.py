@@ -45,10 +45,12 @@ class WebImage:
     stem: str  # file name without suffix
     width: int
     height: int
+    original: str = "png"  # how the full-size picture is published: png, webp or none
 
     @property
-    def full(self) -> str:
-        return f"images/{self.stem}.png"
+    def full(self) -> str | None:
+        """The full-size picture's site path (None: not in the site)."""
+        return None if self.original == "none" else f"images/{self.stem}.{self.original}"
 
     def thumb_widths(self) -> list[int]:
         """Widths of the WebP thumbnails: each listed width not above the picture's."""
@@ -64,7 +66,8 @@ class WebImage:
         return f"images/{self.stem}-{width}.webp"
 
     def files(self) -> list[str]:
-        return [self.full, *(self.thumb(w) for w in self.thumb_widths())]
+        thumbs = [self.thumb(w) for w in self.thumb_widths()]
+        return [self.full, *thumbs] if self.full else thumbs
 
 
 def stem_for(key: str, seed: int | None, prompt: str, fallback: str = "image") -> str:
@@ -84,6 +87,22 @@ def _thumbnail_bytes(png: bytes, width: int) -> bytes:
         image = image.resize((width, height), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     image.save(out, format="WEBP", quality=WEBP_QUALITY, method=WEBP_METHOD)
+    return out.getvalue()
+
+
+def _lossless_webp(png: bytes) -> bytes:
+    """The same pixels as lossless WebP, the infotext kept as A1111 keeps it in WebP:
+    an EXIF UserComment ("UNICODE" + UTF-16 big-endian, as piexif writes it)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as source:
+        infotext = str(source.info.get("parameters") or "")
+        image = source.convert("RGB")
+    exif = Image.Exif()
+    if infotext:
+        exif.get_ifd(0x8769)[0x9286] = b"UNICODE\0" + infotext.encode("utf-16-be")
+    out = io.BytesIO()
+    image.save(out, format="WEBP", lossless=True, quality=80, method=4, exif=exif.tobytes())
     return out.getvalue()
 
 
@@ -133,9 +152,15 @@ class ImageWriter:
         """Write one picture's missing files; returns how many were written."""
         written = 0
         png: bytes | None = None
-        if image.full not in self.present:
+        if image.full is not None and image.full not in self.present:
             png = self.cache.read_bytes(image.key)  # verified: never copy a corrupt entry
-            write_atomic(self.site / image.full, png, durable=False)
+            if image.original == "webp":  # encoded once per key, like the thumbnails
+                derived = self.derived / f"{image.key}-full.webp"
+                if not _usable(derived):
+                    write_atomic(derived, _lossless_webp(png), durable=False)
+                _share(derived, self.site / image.full)
+            else:
+                write_atomic(self.site / image.full, png, durable=False)
             written += 1
         for width in image.thumb_widths():
             if image.thumb(width) in self.present:

@@ -47,14 +47,14 @@ def _sound(cache: Cache, key: str, repaired: list[str]) -> bool:
 
 
 def verify_for_site(plan: Plan, cache: Cache, present: Mapping[str, Any],
-                    repaired: list[str]) -> None:
+                    repaired: list[str], original: str = "png") -> None:
     """Shown entries whose site files must be (re)written are verified before the copy
     (in threads: reading and hashing release the GIL)."""
     todo = []
     for key in dict.fromkeys(plan.shown_key.values()):
         brief = cache.brief(key)
         if brief is not None and not all(
-                f in present for f in web_image(plan, key, brief).site_files):
+                f in present for f in web_image(plan, key, brief, original).site_files):
             todo.append(key)
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
         list(pool.map(lambda key: _sound(cache, key, repaired), todo))

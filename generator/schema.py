@@ -245,6 +245,12 @@ CONFIG = table(
         False),
     Key("vae_tiling", (bool,), "decode big pictures tile by tile (less GPU memory)", False),
     Key("batch_size", (int,), "pictures rendered at once", 4, at_least(1)),
+    Key("originals", (str,), "full-size pictures in the site: `png` (as rendered), `webp` "
+        "(lossless: same pixels, smaller) or `none` (thumbnails only; "
+        "see `originals_url`); each keeps its A1111 infotext", "png",
+        one_of(("png", "webp", "none"))),
+    Key("originals_url", (str, _NONE), "with `originals: none`, where the PNGs are published "
+        "instead (a URL the site links `<name>.png` under)"),
     Key("models", (dict,), "name → hub id, folder, `.safetensors` file or a mapping "
         "(`source`, `config`, `revision`)"),
     Key("face_restorer", (dict,), "GFPGAN and facexlib weights (`model`, `detection`, "

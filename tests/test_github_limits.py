@@ -3,6 +3,7 @@ and the build warns before the site passes GitHub Pages' limits (issue 20)."""
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 from pathlib import Path
@@ -100,3 +101,57 @@ def test_build_warns_before_the_site_passes_pages_limits(blog: Path, monkeypatch
     assert result.exit_code == 0
     assert "GitHub Pages publishes at most 1 GB" in result.stderr
     assert f"warning: {name} is " in result.stderr
+
+
+def _user_comment(webp: Path) -> str:
+    from PIL import Image
+
+    with Image.open(webp) as image:
+        raw = image.getexif().get_ifd(0x8769)[0x9286]
+    assert raw.startswith(b"UNICODE\0")
+    return raw[8:].decode("utf-16-be")
+
+
+def test_originals_as_lossless_webp_keep_pixels_and_infotext(blog: Path) -> None:
+    from PIL import Image, ImageChops
+
+    assert genimg("build", "--preview", "-q", "-C", blog).exit_code == 0
+    png_total = sum(p.stat().st_size for p in (blog / "site" / "images").glob("*.png"))
+    pngs = {p.stem: p.read_bytes() for p in (blog / "site" / "images").glob("*.png")}
+    config = blog / "genimg.yaml"
+    config.write_text(config.read_text() + "originals: webp\n")
+    assert genimg("build", "--preview", "-q", "-C", blog).exit_code == 0
+    images = blog / "site" / "images"
+    assert not list(images.glob("*.png"))
+    for stem, png_bytes in pngs.items():
+        webp = images / f"{stem}.webp"
+        with Image.open(io.BytesIO(png_bytes)) as png, Image.open(webp) as lossless:
+            assert ImageChops.difference(png.convert("RGB"), lossless.convert("RGB")).getbbox() \
+                is None  # the same pixels
+            assert _user_comment(webp) == png.info["parameters"]
+    page = next((blog / "site" / "posts").glob("*/index.html")).read_text()
+    assert f'href="/images/{stem}.webp"' in page and ">WEBP</a>" in page
+    webp_total = sum((images / f"{s}.webp").stat().st_size for s in pngs)
+    assert webp_total < png_total
+
+
+def test_originals_none_leaves_them_out_and_links_elsewhere(blog: Path) -> None:
+    config = blog / "genimg.yaml"
+    config.write_text(config.read_text() + "originals: none\n"
+                      "originals_url: https://example.org/pictures/\n")
+    assert genimg("build", "--preview", "-q", "-C", blog).exit_code == 0
+    images = blog / "site" / "images"
+    thumbs = sorted(p.name for p in images.iterdir())
+    assert thumbs and all(name.endswith(("-512.webp", "-1024.webp")) for name in thumbs)
+    page = next((blog / "site" / "posts").glob("*/index.html")).read_text()
+    stem = thumbs[0].rsplit("-", 1)[0]
+    assert f'href="https://example.org/pictures/{stem}.png"' in page
+    assert f'href="/images/{stem}-512.webp"' in page  # a click opens the largest thumbnail
+
+
+def test_originals_must_be_known(blog: Path) -> None:
+    config = blog / "genimg.yaml"
+    config.write_text(config.read_text() + "originals: jpeg\n")
+    result = genimg("check", "-C", blog)
+    assert result.exit_code == 1
+    assert "unknown originals 'jpeg'; expected one of png, webp, none" in result.stderr
