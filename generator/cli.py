@@ -84,7 +84,8 @@ def build(blog: Path, preview: bool, frozen: bool, drafts: bool, lock_wait: floa
     click.echo(
         f"built {report.posts} posts, {report.pictures} pictures{kind}: rendered "
         f"{report.rendered}, wrote {report.files_written} files, removed "
-        f"{report.files_removed} in {report.seconds:.2f}s; site {report.site_bytes / 1e6:.1f} MB"
+        f"{report.files_removed} in {report.seconds:.2f}s"
+        + (f"; site {report.site_bytes / 1e6:.1f} MB" if report.site_bytes is not None else "")
     )
 
 
