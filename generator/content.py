@@ -20,8 +20,8 @@ from markdown.extensions import Extension
 from markdown.preprocessors import Preprocessor
 
 from . import schema
-from .grids import parse_grid
 from .errors import ErrorList, GenimgError, Location, short_repr
+from .grids import parse_grid
 from .specs import Gallery, ImageSpec, parse_defaults, parse_image
 from .yamlio import LineDict, LineList, key_lines_of, load_yaml, read_text_file
 

@@ -3,7 +3,8 @@
 Layout (pairs side by side on a desktop, stacked on a phone; the samplers grid's labels
 aligned with its cells, scrolling sideways inside itself on a phone), every picture
 loading, the lightbox by keyboard (along a grid's rows and columns too), the 404 page at
-any depth, and no console errors or failed requests anywhere. Screenshots go to the test's ``tmp_path / "artifacts"``.
+any depth, and no console errors or failed requests anywhere. Screenshots go to the
+test's ``tmp_path / "artifacts"``.
 """
 
 from __future__ import annotations
@@ -322,7 +323,7 @@ def test_grid_on_desktop_and_its_lightbox_moves_along_rows_and_columns(
     page = watch.page
     watch.goto(server + GRID_POST)
     _assert_labels_aligned(page)
-    cols, rows, cells = _grid_boxes(page)
+    _, rows, cells = _grid_boxes(page)
     assert cells[0][0]["width"] > 250  # real pictures, not thumbnails
     assert all(rows[0]["x"] + rows[0]["width"] <= row[0]["x"] for row in cells)
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 1280
