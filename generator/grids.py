@@ -7,6 +7,8 @@ or ``prompt_matrix: true`` (A1111's prompt matrix: the prompt's first ``|`` part
 each other part on or off, the first half of them over x and the rest over y). Each
 cell is an ordinary spec, so it has its own cache key and shares it with every equal
 spec of the site; an error in a cell names the line of the axis value that made it.
+Without a seed, every cell gets the one the base spec derives (A1111 fixes one seed for a
+whole grid too), so the cells differ by their axes alone.
 
 Values are read as A1111's X/Y/Z plot reads them: a string is a comma-separated list
 (CSV quoting), and for a number key ``1-5`` is every whole step from 1 to 5,
@@ -31,6 +33,7 @@ from typing import Any
 
 from . import schema
 from .errors import ErrorList, GenimgError, Location, did_you_mean, short_repr
+from .hashing import derive_seed
 from .specs import DEFAULTS, Axis, Gallery, Grid, ImageSpec, parse_defaults, parse_image
 from .yamlio import LineList, key_lines_of
 
@@ -219,6 +222,10 @@ def parse_axis(name: str, raw: Any, where: Location) -> GridAxis:
                        f"{short_repr(key)}{did_you_mean(str(key), known)}")
     items = tuple(parse_item(value, key, Location(where.file, line))
                   for value, line in split_values(values, at))
+    if key in schema.SPEC:  # each value written as it is: checked at its own line now
+        for item in items:
+            if isinstance(item, Value):
+                schema.SPEC[key].checked(item.value, Location(where.file, item.line))
     if not items:
         raise at.error(f"'{name}:' has no values for {key!r}")
     return GridAxis(name, key, items, at.line)
@@ -267,7 +274,10 @@ def matrix_prompt(parts: Sequence[str], chosen: Iterator[int] | set[int]) -> str
 def cell_raw(base: Mapping[str, Any], lines: Mapping[str, int], prompts: tuple[str, str],
              axes: Sequence[GridAxis], values: tuple[Value, ...], parts: Sequence[str],
              file: str) -> tuple[dict[str, Any], dict[str, int]]:
-    """The spec mapping of one cell and each key's line (an axis key: its value's)."""
+    """The spec mapping of one cell and each key's line (an axis key: its value's).
+
+    Axes apply in x, y, z order, as A1111's do: a Prompt S/R after an axis of prompts
+    searches the prompt that axis gave."""
     raw, key_lines = dict(base), dict(lines)
     prompt, negative = prompts
     if parts:
@@ -280,12 +290,17 @@ def cell_raw(base: Mapping[str, Any], lines: Mapping[str, int], prompts: tuple[s
             prompt, negative = search_replace(prompt, negative, first.value, value.value,
                                               Location(file, first.line))
             key_lines["prompt"] = key_lines["negative_prompt"] = value.line
+        elif axis.key == "prompt":
+            prompt, key_lines["prompt"] = value.value, value.line
+        elif axis.key == "negative_prompt":
+            negative, key_lines["negative_prompt"] = value.value, value.line
         elif axis.key != MATRIX:
             raw[axis.key] = value.value
             key_lines[axis.key] = value.line
-    for key, text in (("prompt", prompt), ("negative_prompt", negative)):
-        if text != prompts[key == "negative_prompt"]:
-            raw[key] = text
+    if prompt != prompts[0]:
+        raw["prompt"] = prompt
+    if negative != prompts[1]:
+        raw["negative_prompt"] = negative
     return raw, key_lines
 
 
@@ -312,9 +327,11 @@ def parse_grid(data: Mapping[str, Any], top_lines: Mapping[str, int], where: Loc
     prompts = (str(merged.get("prompt", "")), str(merged.get("negative_prompt", "")))
     axes, parts = _axes(data, at, prompts[0])
     _check_size(axes, data.get("limit", limit), at("limit" if "limit" in data else "grid"))
+    if "seed" not in merged and "seed" not in {axis.key for axis in axes}:
+        base = {**base, "seed": _one_seed(base, at("grid"), merged_defaults)}
     expanded = [axis.values() for axis in axes]
     images: list[ImageSpec] = []
-    errors: dict[str, GenimgError] = {}
+    errors: dict[int | None, GenimgError] = {}  # the first of each line: not one per cell
     for index, values in enumerate(cells(expanded)):
         caption = " · ".join(f"{axis.title}: {value.label}"
                              for axis, value in zip(axes, values, strict=True))
@@ -324,7 +341,7 @@ def parse_grid(data: Mapping[str, Any], top_lines: Mapping[str, int], where: Loc
                                       Location(where.file, at("grid").line, index),
                                       merged_defaults, lines))
         except GenimgError as exc:
-            errors.setdefault(str(exc), exc)
+            errors.setdefault(exc.line, exc)
     if errors:
         raise ErrorList(list(errors.values()))
     shown = {axis.name: Axis(axis.title, tuple(v.label for v in values))
@@ -345,6 +362,17 @@ def _base(raw: Any, where: Location) -> tuple[dict[str, Any], dict[str, int]]:
                 f"{key!r} cannot be set on a grid: its cells are named by their axes")
     schema.check_keys(raw, schema.SPEC, "grid", where, lines)
     return dict(raw), lines
+
+
+def _one_seed(base: Mapping[str, Any], where: Location, defaults: Mapping[str, Any]) -> int:
+    """The seed the base spec derives (A1111 fixes one seed for a whole grid, too): the
+    cells then differ by their axes alone. A base that is no picture alone (an img2img
+    without ``from:`` given by an axis) derives it from its keys as they are."""
+    try:
+        return parse_image(base, where, defaults).seed
+    except GenimgError:
+        merged = {**DEFAULTS, **defaults, **base}
+        return derive_seed({key: short_repr(value) for key, value in sorted(merged.items())})
 
 
 def _axes(data: Mapping[str, Any], at: Any, prompt: str

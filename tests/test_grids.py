@@ -324,6 +324,31 @@ def test_the_example_grid_keeps_the_pinned_pictures() -> None:
 
 def test_errors_in_cells_are_reported_once_with_the_value_line() -> None:
     with pytest.raises(ErrorList) as caught:
-        grid("grid: {prompt: a}\nx:\n  sampler: [Euler a, Nope]\ny:\n  steps: [1, 0, 2]\n")
+        grid("grid: {prompt: a}\nx:\n  seed: -1-1\ny:\n  steps: 0-2\n")
     lines = sorted(re.findall(r":(\d+): ", str(caught.value)))
     assert lines == ["13", "15"]
+
+
+def test_without_a_seed_every_cell_has_the_one_the_base_derives(make_blog: MakeBlog) -> None:
+    """A1111 fixes one seed for a whole grid: cells differ by their axes alone, and the
+    cell equal to the base is the picture an ordinary spec of the base's keys shows."""
+    gallery = grid("grid: {prompt: a river}\nx:\n  steps: [10, 20, 30]\n")
+    row = parse_gallery("- prompt: a river\n  steps: 20\n", WHERE, {})
+    assert {image.seed for image in gallery.images} == {row.images[0].seed}
+    assert gallery.images[1].pixel_fields() == row.images[0].pixel_fields()
+    seeds = grid("grid: {prompt: a river}\nx:\n  seed: [1, 2]\n").images
+    assert [image.seed for image in seeds] == [1, 2]
+
+
+def test_a_prompt_sr_searches_the_prompt_an_earlier_axis_gave() -> None:
+    gallery = grid("grid: {prompt: x}\nx:\n  prompt: [a cat, big cat]\ny:\n"
+                   "  prompt_sr: [cat, bird]\n")
+    assert [image.prompt for image in gallery.images] == ["a cat", "big cat", "a bird",
+                                                          "big bird"]
+
+
+def test_a_range_of_wrong_values_is_one_error() -> None:
+    text = error_of("grid: {prompt: a}\nx:\n  seed: -5-5\n")
+    assert text == "posts/p.md:13: 'seed' must be between 0 and 4294967295, got -5"
+    text = error_of("grid: {prompt: a}\nx:\n  prompt: [a, 3]\n")
+    assert text == "posts/p.md:13: 'prompt' must be a string, got 3"
