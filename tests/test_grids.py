@@ -352,3 +352,31 @@ def test_a_range_of_wrong_values_is_one_error() -> None:
     assert text == "posts/p.md:13: 'seed' must be between 0 and 4294967295, got -5"
     text = error_of("grid: {prompt: a}\nx:\n  prompt: [a, 3]\n")
     assert text == "posts/p.md:13: 'prompt' must be a string, got 3"
+
+
+def test_z_values_are_stacked_tables_and_a_grid_without_y_has_no_row_labels(
+        make_blog: MakeBlog) -> None:
+    from bs4 import BeautifulSoup
+
+    root = make_blog({"2024-01-01-z.md": """
+        ---
+        title: Z
+        ---
+        ```gallery
+        grid: {prompt: a river at night, seed: 1, width: 64, height: 64}
+        x: {steps: 1-3}
+        z: {prompt_sr: [river, lake]}
+        caption: two stacked grids
+        ```
+        """})
+    build_site(root, BuildOptions(preview=True))
+    soup = BeautifulSoup((root / "site/posts/z/index.html").read_text(), "html.parser")
+    layers = soup.select(".grid .grid-layer")
+    assert [h.get_text() for h in soup.select(".grid-z")] == ["prompt S/R: river",
+                                                            "prompt S/R: lake"]
+    assert len(layers) == 2 and not soup.select(".grid-corner, th[scope=row]")
+    for layer, word in zip(layers, ["river", "lake"], strict=True):
+        assert [th.get_text() for th in layer.select("thead .grid-label")] == ["1", "2", "3"]
+        links = layer.select("td a.picture-link")
+        assert len(links) == 3 and all(a["data-prompt"] == f"a {word} at night" for a in links)
+    assert soup.select_one(".grid .gallery-caption").get_text() == "two stacked grids"
