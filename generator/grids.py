@@ -25,7 +25,7 @@ import csv
 import io
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import product
@@ -266,7 +266,7 @@ def search_replace(prompt: str, negative: str, search: str, replace: str, where:
     return prompt.replace(search, replace), negative.replace(search, replace)
 
 
-def matrix_prompt(parts: Sequence[str], chosen: Iterator[int] | set[int]) -> str:
+def matrix_prompt(parts: Sequence[str], chosen: Iterable[int]) -> str:
     """The first part and the chosen ones, in their order, joined as A1111 does."""
     return ", ".join([parts[0], *(parts[i] for i in sorted(chosen))])
 
