@@ -82,9 +82,9 @@ def load_site(root: Path, options: BuildOptions = BuildOptions()) -> LoadedSite:
     config = load_config(root)
     if not config.posts_dir.is_dir():
         raise GenimgError(f"no posts folder: {config.posts_dir}", config.file or root)
-    post_cache = PostCache(config.cache_dir, config.defaults)
+    post_cache = PostCache(config.cache_dir, config.defaults, config.grid_limit)
     posts = load_posts(config.posts_dir, config.root, config.defaults, drafts=options.drafts,
-                       loader=post_cache)
+                       loader=post_cache, grid_limit=config.grid_limit)
     resolver = ModelResolver(config, preview=options.preview)
     images = [image for post in posts for image in post.images]
     plan = Planner(config.root, resolver).plan(images)

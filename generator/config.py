@@ -70,6 +70,7 @@ class SiteConfig:
     cache_dir: Path = Path(_DEFAULTS["cache_dir"])
     theme_dir: Path = Path(_DEFAULTS["theme_dir"])
     per_page: int = _DEFAULTS["per_page"]
+    grid_limit: int = _DEFAULTS["grid_limit"]
     allow_downloads: bool = _DEFAULTS["allow_downloads"]
     device: str = _DEFAULTS["device"]
     dtype: str = _DEFAULTS["dtype"]

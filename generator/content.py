@@ -21,6 +21,7 @@ from markdown.preprocessors import Preprocessor
 
 from . import schema
 from .errors import ErrorList, GenimgError, Location, short_repr
+from .grids import parse_grid
 from .specs import Gallery, ImageSpec, parse_defaults, parse_image
 from .yamlio import LineDict, LineList, key_lines_of, load_yaml, read_text_file
 
@@ -29,6 +30,7 @@ GALLERY_PLACEHOLDER = "<!--genimg-gallery:{}-->"
 _FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})[ \t]*gallery[ \t]*$")
 _ANY_FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})")
 _DATE_PREFIX = re.compile(r"^(\d{4}-\d{2}-\d{2})-(.+)$")
+GRID_LIMIT: int = schema.CONFIG["grid_limit"].default
 
 
 def slugify(text: str) -> str:
@@ -125,9 +127,8 @@ class _GalleryPreprocessor(Preprocessor):
             yaml_text = "\n".join(lines[i + 1 : end]) + "\n"
             block = [""] * (end - i + 1)  # as many lines as the block: later lines keep theirs
             try:
-                gallery = parse_gallery(
-                    yaml_text, Location(self.owner.file, first_line), self.owner.defaults
-                )
+                gallery = parse_gallery(yaml_text, Location(self.owner.file, first_line),
+                                        self.owner.defaults, self.owner.grid_limit)
             except ErrorList as exc:
                 self.owner.errors.extend(exc.errors)
             except GenimgError as exc:
@@ -154,11 +155,13 @@ def _other_fence_end(lines: list[str], start: int, fence: str) -> int | None:
 class GalleryExtension(Extension):
     """Python-Markdown extension: ```gallery blocks become ImageSpecs + a placeholder."""
 
-    def __init__(self, file: str, first_line: int, defaults: Mapping[str, Any]):
+    def __init__(self, file: str, first_line: int, defaults: Mapping[str, Any],
+                 grid_limit: int = GRID_LIMIT):
         super().__init__()
         self.file = file
         self.first_line = first_line
         self.defaults = defaults
+        self.grid_limit = grid_limit
         self.galleries: list[Gallery] = []
         self.errors: list[GenimgError] = []
 
@@ -167,8 +170,10 @@ class GalleryExtension(Extension):
         md.preprocessors.register(_GalleryPreprocessor(md, self), "genimg_gallery", 28)
 
 
-def parse_gallery(yaml_text: str, where: Location, defaults: Mapping[str, Any]) -> Gallery:
-    """One gallery block: a list of images, or a mapping with ``images:`` and options.
+def parse_gallery(yaml_text: str, where: Location, defaults: Mapping[str, Any],
+                  grid_limit: int = GRID_LIMIT) -> Gallery:
+    """One gallery block: a list of images, a mapping with ``images:`` and options, or a
+    comparison grid (``grid:``, see ``grids``).
 
     ``where`` is the opening fence; the YAML starts on the line after it.
     """
@@ -183,6 +188,12 @@ def parse_gallery(yaml_text: str, where: Location, defaults: Mapping[str, Any]) 
     if isinstance(data, Mapping):
         schema.check_keys(data, schema.GALLERY, "gallery", where, top_lines,
                           hint="; a gallery is a list of images or a mapping with 'images:'")
+        if "grid" in data:
+            return parse_grid(data, top_lines, where, defaults, grid_limit)
+        for key in schema.GRID_KEYS:
+            if key in data:
+                raise at(key).error(f"'{key}:' belongs to a comparison grid: add 'grid:' "
+                                    "with the spec every cell starts from")
         columns = data.get("columns")
         caption = data.get("caption")
         if data.get("defaults") is not None:
@@ -254,7 +265,8 @@ def _summary(html: str) -> str:
     return ""
 
 
-def load_post(path: Path, defaults: Mapping[str, Any], display_path: str | None = None) -> Post:
+def load_post(path: Path, defaults: Mapping[str, Any], display_path: str | None = None,
+              grid_limit: int = GRID_LIMIT) -> Post:
     """Parse one post file; raises GenimgError/ErrorList naming file and line."""
     file = display_path or str(path)
     text = read_text_file(path, file)
@@ -281,7 +293,7 @@ def load_post(path: Path, defaults: Mapping[str, Any], display_path: str | None 
     date = _as_date(meta.get("date"), file, line_of("date"), stem)
     extra = meta.get("extra")
 
-    ext = GalleryExtension(file, body_line, defaults)
+    ext = GalleryExtension(file, body_line, defaults, grid_limit)
     md = markdown.Markdown(extensions=[ext, *MARKDOWN_EXTENSIONS], output_format="html")
     try:
         html = md.convert(body)
@@ -314,7 +326,8 @@ class PostLoader(Protocol):
 
 
 def load_posts(posts_dir: Path, root: Path, defaults: Mapping[str, Any],
-               drafts: bool = False, loader: PostLoader | None = None) -> list[Post]:
+               drafts: bool = False, loader: PostLoader | None = None,
+               grid_limit: int = GRID_LIMIT) -> list[Post]:
     """Every post, newest first; all errors of all posts reported together.
 
     ``loader`` (a cache of parsed posts) replaces ``load_post(path, defaults, …)``.
@@ -330,7 +343,7 @@ def load_posts(posts_dir: Path, root: Path, defaults: Mapping[str, Any],
         shown[path] = display
         try:
             post = (loader.load(path, display) if loader is not None
-                    else load_post(path, defaults, display))
+                    else load_post(path, defaults, display, grid_limit))
         except ErrorList as exc:
             errors.extend(exc.errors)
             continue

@@ -48,6 +48,8 @@ class Location:
 
     file: str
     line: int
+    #: Which cell of a comparison grid (its index): the pictures of one grid share a line.
+    cell: int | None = None
 
     def error(self, message: str) -> GenimgError:
         return GenimgError(message, self.file, self.line)

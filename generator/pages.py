@@ -210,17 +210,17 @@ class PageRenderer:
         return self.env.get_template(template).render(**context).encode("utf-8")
 
     def post_html(self, post: Post, absolute: bool = False) -> str:
-        """The post body with each gallery placeholder replaced by its rendered row.
+        """The post body with each gallery placeholder replaced by its rendered row or grid.
 
         ``absolute`` gives full URLs, for feed readers that show the content off-site.
         """
         self._read(post)
         html = post.html
-        template = self.env.get_template("gallery.html")
         link = self.abs_url if absolute else self.url
         for index, figures in enumerate(self.figures_of(post)):
-            row = template.render(gallery=post.galleries[index], figures=figures, post=post,
-                                  url=link)
+            gallery = post.galleries[index]
+            template = self.env.get_template("grid.html" if gallery.grid else "gallery.html")
+            row = template.render(gallery=gallery, figures=figures, post=post, url=link)
             html = html.replace(GALLERY_PLACEHOLDER.format(index), row)
         return html
 

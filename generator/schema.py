@@ -209,7 +209,18 @@ GALLERY = table(
     Key("columns", (int, _NONE), "pictures per row, 1 … 12", check=between(1, 12)),
     Key("defaults", (dict, _NONE), "spec keys every image of the block starts from"),
     Key("caption", (str, _NONE), "text under the row"),
+    Key("grid", (dict,), "a comparison grid: the spec every cell starts from (see "
+        "*Comparison grids*)"),
+    Key("x", (dict,), "a grid's columns: one spec key (or `prompt_sr`) and its values"),
+    Key("y", (dict,), "a grid's rows, like `x`"),
+    Key("z", (dict,), "a grid's stacked grids, like `x`"),
+    Key("prompt_matrix", (bool,), "A1111's prompt matrix: the prompt's `|` parts on and "
+        "off, over `x` and `y`", False),
+    Key("limit", (int,), "most pictures the grid may have (default: `grid_limit` of "
+        "`genimg.yaml`)", check=at_least(1)),
 )
+#: The gallery keys only a grid has.
+GRID_KEYS = ("x", "y", "z", "prompt_matrix", "limit")
 
 #: A post's YAML front matter.
 FRONT_MATTER = table(
@@ -237,6 +248,8 @@ CONFIG = table(
     Key("theme_dir", (str,), "folder of templates/static files overriding the theme's",
         "theme"),
     Key("per_page", (int,), "posts per index page", 10, at_least(1)),
+    Key("grid_limit", (int,), "most pictures a comparison grid may have (a grid's `limit:` "
+        "overrides it)", 100, at_least(1)),
     Key("allow_downloads", (bool,), "may a build download a hub model", False),
     Key("device", (str,), "auto, cpu, cuda, cuda:N or mps", "auto", _device),
     Key("dtype", (str,), "auto (fp16 on CUDA), float32, float16 or bfloat16", "auto",

@@ -7,15 +7,16 @@ because they need model fingerprints from disk.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import Location, short_repr
 from .hashing import derive_seed
 from .modes import MODES, RESTORE
 from .schema import PRESENTATION_KEYS, SPEC, check_keys, defaults_of
 
+T = TypeVar("T")
 DEFAULTS: dict[str, Any] = {k: v for k, v in defaults_of(SPEC).items() if v is not None}
 
 
@@ -66,13 +67,40 @@ class ImageSpec:
 
 
 @dataclass(frozen=True)
+class Axis:
+    """One axis of a comparison grid as shown: its title and a label for each value."""
+
+    title: str
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A comparison grid's axes (``grids``); its gallery's images are the cells, x
+    fastest, then y, then z (A1111's order)."""
+
+    x: Axis
+    y: Axis | None = None
+    z: Axis | None = None
+
+    def layers(self, cells: Sequence[T]) -> list[list[list[T]]]:
+        """``cells`` (one per picture, in order) as z layers of y rows of x cells."""
+        nx = len(self.x.labels)
+        ny = len(self.y.labels) if self.y else 1
+        nz = len(self.z.labels) if self.z else 1
+        return [[list(cells[(z * ny + y) * nx:(z * ny + y + 1) * nx]) for y in range(ny)]
+                for z in range(nz)]
+
+
+@dataclass(frozen=True)
 class Gallery:
-    """One ``gallery`` block: a row of pictures shown side by side."""
+    """One ``gallery`` block: a row of pictures shown side by side, or a grid."""
 
     images: tuple[ImageSpec, ...]
     columns: int | None
     caption: str | None
     location: Location
+    grid: Grid | None = None
 
 
 def hashed(names: tuple[str, ...], values: Mapping[str, Any]) -> dict[str, Any]:

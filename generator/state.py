@@ -33,10 +33,10 @@ import yaml
 import generator
 
 from .atomic import read_json_dict, write_atomic
-from .content import MARKDOWN_EXTENSIONS, Post, load_post
+from .content import GRID_LIMIT, MARKDOWN_EXTENSIONS, Post, load_post
 from .errors import Location
 from .hashing import digest
-from .specs import Gallery, ImageSpec
+from .specs import Axis, Gallery, Grid, ImageSpec
 
 STATE_DIR = "state"
 #: ImageSpec fields stored positionally in ``posts.json``: all but the last two (location
@@ -89,7 +89,8 @@ def post_record(post: Post) -> dict[str, Any]:
         "html": post.html, "extra": post.extra,
         "galleries": [[g.columns, g.caption, g.location.line,
                        [[*(getattr(s, n) for n in _SPEC_FIELDS), s.location.line,
-                         [list(pair) for pair in s.key_lines]] for s in g.images]]
+                         s.location.cell, [list(pair) for pair in s.key_lines]]
+                        for s in g.images], _grid_record(g.grid)]
                       for g in post.galleries],
     }
 
@@ -97,9 +98,10 @@ def post_record(post: Post) -> dict[str, Any]:
 def post_from_record(path: Path, file: str, record: Mapping[str, Any]) -> Post:
     """The Post that ``post_record`` described; raises (Key/Type/Value)Error if damaged."""
     galleries = []
-    for columns, caption, line, rows in record["galleries"]:
+    for columns, caption, line, rows, grid in record["galleries"]:
         images = tuple(_spec(row, file) for row in rows)
-        galleries.append(Gallery(images, columns, caption, Location(file, line)))
+        galleries.append(Gallery(images, columns, caption, Location(file, line),
+                                 _grid(grid)))
     return Post(source=path, title=record["title"], date=dt.date.fromisoformat(record["date"]),
                 slug=record["slug"], tags=tuple(record["tags"]), draft=record["draft"],
                 summary=record["summary"], html=record["html"], galleries=galleries,
@@ -112,13 +114,30 @@ def _spec(row: list, file: str) -> ImageSpec:
     Filled in directly rather than through the frozen dataclass's ``__init__`` (twenty
     ``object.__setattr__`` calls): ten thousand of them were a tenth of a rebuild.
     """
-    if len(row) != len(_SPEC_FIELDS) + 2:
+    if len(row) != len(_SPEC_FIELDS) + 3:
         raise ValueError("damaged image row")
     spec = object.__new__(ImageSpec)
-    spec.__dict__.update(zip(_SPEC_FIELDS, row, strict=False))  # the last two: below
-    spec.__dict__["location"] = Location(file, row[-2])
+    spec.__dict__.update(zip(_SPEC_FIELDS, row, strict=False))  # the last three: below
+    spec.__dict__["location"] = Location(file, row[-3], row[-2])
     spec.__dict__["key_lines"] = tuple(map(tuple, row[-1]))
     return spec
+
+
+def _grid_record(grid: Grid | None) -> list | None:
+    """A grid's axes as JSON data: ``[title, labels]`` for x, y, z (null when absent)."""
+    if grid is None:
+        return None
+    return [None if axis is None else [axis.title, list(axis.labels)]
+            for axis in (grid.x, grid.y, grid.z)]
+
+
+def _grid(record: list | None) -> Grid | None:
+    if record is None:
+        return None
+    x, y, z = (None if item is None else Axis(item[0], tuple(item[1])) for item in record)
+    if x is None:
+        raise ValueError("damaged grid")
+    return Grid(x, y, z)
 
 
 def _json_safe(record: Mapping[str, Any]) -> bool:
@@ -133,10 +152,13 @@ def _json_safe(record: Mapping[str, Any]) -> bool:
 class PostCache:
     """Parsed posts by file content; ``digests`` names each loaded post's data."""
 
-    def __init__(self, cache_dir: Path, defaults: Mapping[str, Any]):
+    def __init__(self, cache_dir: Path, defaults: Mapping[str, Any],
+                 grid_limit: int = GRID_LIMIT):
         self.folder = cache_dir / STATE_DIR / "posts"
         self.defaults = defaults
-        self.context = digest("posts", code_digest(), MARKDOWN_EXTENSIONS, dict(defaults))
+        self.grid_limit = grid_limit
+        self.context = digest("posts", code_digest(), MARKDOWN_EXTENSIONS, dict(defaults),
+                              grid_limit)
         self._used: set[str] = set()  # state file names of the posts loaded
         self._new: dict[str, dict[str, Any]] = {}  # state file name -> entry to write
         self.digests: dict[Path, str] = {}  # post file -> digest of its parsed data
@@ -161,7 +183,7 @@ class PostCache:
             else:
                 self.digests[path] = entry["digest"]
                 return post
-        post = load_post(path, self.defaults, file)
+        post = load_post(path, self.defaults, file, self.grid_limit)
         record = post_record(post)
         self.digests[path] = record_digest = digest(record)
         if source_sha and _json_safe(record):

@@ -1,8 +1,10 @@
 """The example blog in headless Chromium, served under ``/blog/`` like a GitHub project site.
 
-Layout (pairs side by side on a desktop, stacked on a phone), every picture loading,
-the lightbox by keyboard, the 404 page at any depth, and no console errors or failed
-requests anywhere. Screenshots go to the test's ``tmp_path / "artifacts"``.
+Layout (pairs side by side on a desktop, stacked on a phone; the samplers grid's labels
+aligned with its cells, scrolling sideways inside itself on a phone), every picture
+loading, the lightbox by keyboard (along a grid's rows and columns too), the 404 page at
+any depth, and no console errors or failed requests anywhere. Screenshots go to the
+test's ``tmp_path / "artifacts"``.
 """
 
 from __future__ import annotations
@@ -162,9 +164,6 @@ def test_pairs_side_by_side_on_desktop(browser: Any, server: str, tmp_path: Path
     watch.load_all_images()
     gallery.scroll_into_view_if_needed()
     watch.screenshot(tmp_path, "desktop-post")
-    watch.goto(server + "/blog/posts/samplers/")
-    row = _boxes(watch.page, 0)
-    assert len({round(b["y"]) for b in row}) == 1 and len({round(b["x"]) for b in row}) == 3
     watch.close()
 
 
@@ -283,7 +282,100 @@ def test_lightbox_swipes_on_a_phone(browser: Any, server: str):
     assert box.get_attribute("data-index") == "1"
     swipe(120)
     swipe(120)
-    assert box.get_attribute("data-index") == "2"
+    assert box.get_attribute("data-index") == "8"  # the grid's last cell
     swipe(0, 200)
     assert box.is_hidden()
+    watch.close()
+
+
+GRID_POST = "/blog/posts/samplers/"
+
+
+def _grid_boxes(page: Any) -> tuple[list[dict], list[dict], list[list[dict]]]:
+    """Column label boxes, row label boxes, and cell boxes row by row, of the first grid."""
+    table = page.locator(".content .grid-table").first
+    boxes = table.evaluate("""t => {
+        const box = e => { const r = e.getBoundingClientRect();
+                           return {x: r.x, y: r.y, width: r.width, height: r.height}; };
+        return {cols: [...t.querySelectorAll('thead .grid-label')].map(box),
+                rows: [...t.querySelectorAll('tbody th[scope=row]')].map(box),
+                cells: [...t.querySelectorAll('tbody tr')].map(
+                    tr => [...tr.querySelectorAll('td')].map(box))};
+    }""")
+    return boxes["cols"], boxes["rows"], boxes["cells"]
+
+
+def _assert_labels_aligned(page: Any) -> None:
+    cols, rows, cells = _grid_boxes(page)
+    assert len(cols) == 3 and len(rows) == 3 and all(len(row) == 3 for row in cells)
+    for x, label in enumerate(cols):  # each column label spans exactly its cells
+        for row in cells:
+            assert abs(label["x"] - row[x]["x"]) < 1 and abs(label["width"] - row[x]["width"]) < 1
+            assert label["y"] + label["height"] <= row[x]["y"]
+    for y, label in enumerate(rows):  # each row label sits level with its cells, before them
+        for cell in cells[y]:
+            assert abs(label["y"] - cell["y"]) < 1 and abs(label["height"] - cell["height"]) < 1
+
+
+def test_grid_on_desktop_and_its_lightbox_moves_along_rows_and_columns(
+        browser: Any, server: str, tmp_path: Path):
+    watch = Watch(browser, 1280, 900)
+    page = watch.page
+    watch.goto(server + GRID_POST)
+    _assert_labels_aligned(page)
+    _, rows, cells = _grid_boxes(page)
+    assert cells[0][0]["width"] > 250  # real pictures, not thumbnails
+    assert all(rows[0]["x"] + rows[0]["width"] <= row[0]["x"] for row in cells)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1280
+    scroll = page.locator(".grid-scroll").first
+    assert scroll.evaluate("e => e.scrollWidth <= e.clientWidth")  # fits: no inner scroll
+    watch.load_all_images()
+    page.locator(".grid-table").first.scroll_into_view_if_needed()
+    watch.screenshot(tmp_path, "desktop-grid")
+    links = page.locator(".grid-table a.picture-link")
+    box = page.locator(".lightbox")
+
+    def at() -> tuple[str, str]:
+        index = int(box.get_attribute("data-index"))
+        cell = page.locator("a.picture-link").nth(index).locator("xpath=ancestor::td")
+        return cell.get_attribute("data-x"), cell.get_attribute("data-y")
+
+    links.nth(0).click()
+    assert at() == ("0", "0")
+    for key, expected in (("ArrowRight", ("1", "0")), ("ArrowDown", ("1", "1")),
+                          ("ArrowUp", ("1", "0")), ("ArrowUp", ("1", "2")),
+                          ("ArrowLeft", ("0", "2")), ("ArrowLeft", ("2", "2")),
+                          ("ArrowDown", ("2", "0"))):
+        page.keyboard.press(key)
+        assert at() == expected, key
+    assert "sampler: DDIM · steps: 10" in page.locator(".lb-caption").inner_text()
+    page.keyboard.press("Escape")
+    watch.close()
+
+
+def test_grid_on_a_phone_scrolls_sideways_inside_itself(browser: Any, server: str,
+                                                        tmp_path: Path):
+    watch = Watch(browser, 390, 844, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page = watch.page
+    watch.goto(server + GRID_POST)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    scroll = page.locator(".grid-scroll").first
+    assert scroll.evaluate("e => e.scrollWidth > e.clientWidth + 100")  # scrolls inside
+    _assert_labels_aligned(page)
+    _, rows, cells = _grid_boxes(page)
+    assert cells[0][0]["width"] > 120
+    watch.load_all_images()
+    page.locator(".grid-table").first.scroll_into_view_if_needed()
+    watch.screenshot(tmp_path, "phone-grid")
+    before = rows[0]["x"]
+    scroll.evaluate("e => { e.scrollLeft = e.scrollWidth; }")
+    page.wait_for_function("() => document.querySelector('.grid-scroll').scrollLeft > 100")
+    _assert_labels_aligned(page)  # still level with their cells, the columns too
+    _, rows, cells = _grid_boxes(page)
+    assert abs(rows[0]["x"] - before) < 1  # the row labels stay in view
+    assert cells[0][0]["x"] < before  # the pictures moved under them
+    last = cells[0][-1]
+    assert last["x"] + last["width"] <= 390  # the last column can be reached
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    watch.screenshot(tmp_path, "phone-grid-scrolled")
     watch.close()

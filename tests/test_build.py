@@ -134,7 +134,7 @@ def test_bad_spec_is_one_line_with_file_and_line_and_site_untouched(simple_blog:
 
 def test_check_and_info_commands(simple_blog: Path, example_blog: Path) -> None:
     result = genimg("check", "-C", example_blog)
-    assert result.exit_code == 0 and "3 posts, 24 pictures" in result.stdout
+    assert result.exit_code == 0 and "3 posts, 30 pictures" in result.stdout
     result = genimg("check", "-C", simple_blog)  # no models: in genimg.yaml
     assert result.exit_code == 1 and "unknown model 'default'" in result.stderr
     build_site(simple_blog, BuildOptions(preview=True))

@@ -40,7 +40,8 @@ FUZZ = settings(max_examples=int(os.environ.get("GENIMG_FUZZ_EXAMPLES", "150")),
 # --- strategies ---------------------------------------------------------------------
 
 KEYS = [*SPEC, "images", "defaults", "columns", "title", "date", "tags", "draft", "slug",
-        "summary", "extra", "promt", "<<", "models", "source"]
+        "summary", "extra", "promt", "<<", "models", "source", "grid", "x", "y", "z",
+        "prompt_matrix", "limit", "prompt_sr"]
 
 #: Pieces of YAML, good and bad, that random text is glued together from.
 FRAGMENTS = [
@@ -52,6 +53,7 @@ FRAGMENTS = [
     "img2img", "restore", "txt2img", "Euler a", "girl", "photo.png", "notes.txt",
     "../../etc/passwd", "/etc/passwd", "\t", "\x00", "\x07", "\u2028", "\x85", "\ufeff",
     "\\", "\\0", "é", "美丽", "x" * 300, "```", "```gallery\n", "<<: *a",
+    "1-10 (+2)", "10-100 [5]", "5-1", "0.1-0.3 (+0.1)", "1-9999999999", "a|b|c", "steps",
 ]
 
 yaml_text = st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join)
@@ -125,6 +127,9 @@ def blog() -> Iterator[Path]:
 @example(text="defaults: {seed: abc}\nimages: [{prompt: x}]\n")
 @example(text="defaults: [1]\nimages: [{prompt: x}]\n")
 @example(text="images: {prompt: x}\n")
+@example(text="grid: {prompt: x}\nx: {steps: 1-10 (+2)}\ny: {prompt_sr: [x, y]}\n")
+@example(text="grid: {prompt: a|b|c}\nprompt_matrix: true\nz: {seed: 1-99999999999}\n")
+@example(text="grid: {prompt: x}\nx: {steps: [1-3 [2], 1.5, abc, null]}\n")
 @example(text="- {prompt: x, from: y, mode: txt2img}\n")
 @example(text="- prompt: x\n  \x07\n")
 @example(text="!!float " + "x" * 300 + "\n")

@@ -162,11 +162,23 @@ def test_gallery_markup(example_site: Path):
     assert galleries[5].select_one("figcaption .caption").get_text() == "二次元原图"
 
 
-def test_three_column_gallery_and_restore_details(example_site: Path):
+def test_sampler_grid_and_restore_details(example_site: Path):
     soup = BeautifulSoup((example_site / "posts/samplers/index.html").read_text(), "html.parser")
-    gallery = soup.select_one(".gallery")
-    assert "--columns: 3" in gallery["style"] and "gallery-wide" in gallery["class"]
+    gallery = soup.select_one(".gallery.grid")
+    assert "--columns: 3" in gallery["style"]
     assert gallery.select_one(".gallery-caption").get_text().startswith("同一个种子")
+    table = gallery.select_one("table.grid-table")
+    assert table.select_one(".grid-axis").get_text() == "sampler"
+    assert table.select_one(".grid-corner").get_text() == "steps"
+    assert [th.get_text() for th in table.select("thead .grid-label")] == [
+        "Euler a", "DPM++ 2M Karras", "DDIM"]
+    assert [th.get_text() for th in table.select("tbody th[scope=row]")] == ["10", "20", "30"]
+    cells = table.select("tbody td")
+    assert len(cells) == 9 and all(td.select_one("figure.picture img[srcset]") for td in cells)
+    middle = cells[4]
+    assert (middle["data-x"], middle["data-y"]) == ("1", "1")
+    assert middle.a["data-caption"] == "sampler: DPM++ 2M Karras · steps: 20"
+    assert "DPM++ 2M Karras" in middle.get_text() and "20" in middle.select("dd")[3].get_text()
     soup = BeautifulSoup((example_site / "posts/face-restoration/index.html").read_text(),
                          "html.parser")
     restored = soup.select("figure.picture")[2]

@@ -1,5 +1,6 @@
 // genimg lightbox: click a picture to see the full PNG; arrow keys, buttons and swipes
-// move through the pictures of the page (one post), Escape or a click outside closes.
+// move through the pictures of the page (one post; in a comparison grid the arrow keys
+// move along its rows and columns), Escape or a click outside closes.
 // Without JavaScript each picture is a plain link to its PNG.
 (function () {
   "use strict";
@@ -72,10 +73,26 @@
   box.querySelector(".lb-close").addEventListener("click", close);
   box.addEventListener("click", function (e) { if (e.target === box) close(); });
 
+  // In a comparison grid the arrow keys move along its rows and columns (wrapping round).
+  function gridStep(dx, dy) {
+    var cell = links[current].closest("td[data-x]");
+    if (!cell) return false;
+    var table = cell.closest("table");
+    var cols = +table.getAttribute("data-columns"), rows = +table.getAttribute("data-rows");
+    var x = (+cell.getAttribute("data-x") + dx + cols) % cols;
+    var y = (+cell.getAttribute("data-y") + dy + rows) % rows;
+    var target = table.querySelector('td[data-x="' + x + '"][data-y="' + y + '"] a.picture-link');
+    if (!target) return false;
+    show(links.indexOf(target));
+    return true;
+  }
+
   document.addEventListener("keydown", function (e) {
     if (box.hidden) return;
-    if (e.key === "ArrowRight") { e.preventDefault(); show(current + 1); }
-    else if (e.key === "ArrowLeft") { e.preventDefault(); show(current - 1); }
+    if (e.key === "ArrowRight") { e.preventDefault(); if (!gridStep(1, 0)) show(current + 1); }
+    else if (e.key === "ArrowLeft") { e.preventDefault(); if (!gridStep(-1, 0)) show(current - 1); }
+    else if (e.key === "ArrowDown" && gridStep(0, 1)) e.preventDefault();
+    else if (e.key === "ArrowUp" && gridStep(0, -1)) e.preventDefault();
     else if (e.key === "Escape") { e.preventDefault(); close(); }
     else if (e.key === "Tab") {  // keep focus inside the dialog
       var shown = buttons.filter(function (b) { return !b.hidden; });
