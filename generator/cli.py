@@ -105,24 +105,70 @@ def check(blog: Path, drafts: bool) -> None:
 @main.command()
 @click.argument("files", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--raw", is_flag=True, help="Print the infotext as A1111 stores it.")
+@click.option("--raw", is_flag=True, help="Print the metadata as the tool stored it.")
 @reports_errors
 def info(files: tuple[Path, ...], raw: bool) -> None:
-    """Print the prompt and settings stored in PNG files, as a gallery spec."""
+    """Print the prompt and settings stored in picture files (PNG, JPEG, WebP) as a
+    gallery spec; exit 1 if any file has none genimg can read."""
     import yaml
 
+    from .adopt import adopt
     from .infotext import infotext_to_spec
-    from .metadata import read_infotext
+    from .readers import read_picture
 
+    failed = False
     for file in files:
-        text = read_infotext(file)
+        try:
+            picture = read_picture(file)
+        except GenimgError as exc:
+            click.echo(f"error: {exc}", err=True)
+            failed = True
+            continue
+        adopted = adopt(picture)
+        spec = (infotext_to_spec(picture.infotext) if picture.infotext is not None
+                else adopted.spec)
+        if spec is None:
+            click.echo(f"error: {file}: {adopted.why}", err=True)
+            failed = True
+            continue
         if len(files) > 1:
-            click.echo(f"# {file}")
+            click.echo(f"# {file} ({picture.origin})")
         if raw:
-            click.echo(text)
+            click.echo(picture.infotext or picture.texts.get("prompt", ""))
         else:
-            spec = infotext_to_spec(text)
             click.echo(yaml.safe_dump([spec], allow_unicode=True, sort_keys=False).rstrip())
+    if failed:
+        sys.exit(1)
+
+
+@main.command("import")
+@BLOG_OPTION
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@click.option("--post", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Add the galleries to this post (default: a new post).")
+@click.option("--title", default=None, help="The new post's title (default: the folder's name).")
+@click.option("--gallery-size", type=click.IntRange(1, 12), default=4, show_default=True,
+              help="Pictures per gallery block.")
+@click.option("--dry-run", is_flag=True, help="Print the Markdown; write nothing.")
+@reports_errors
+def import_(blog: Path, paths: tuple[Path, ...], post: Path | None, title: str | None,
+            gallery_size: int, dry_run: bool) -> None:
+    """Bring in pictures made by A1111, ComfyUI and others: adopted into the cache,
+    shown in a post, rendered never."""
+    from .importer import ImportOptions, import_pictures, summary
+
+    if post is not None and title is not None:
+        raise click.UsageError("--post and --title exclude each other")
+    report = import_pictures(blog, list(paths), ImportOptions(post, title, gallery_size,
+                                                              dry_run))
+    if dry_run and report.markdown:
+        click.echo(f"# would be added to {report.post}:\n{report.markdown}", nl=False)
+    for line in summary(report):
+        click.echo(("would have " + line) if dry_run and line.startswith("imported ")
+                   else line, err=line.startswith("skipped"))
+    if report.bad and not report.added and not report.already:
+        sys.exit(1)
 
 
 def _shown(path: Path) -> str:
@@ -231,7 +277,7 @@ def cache_ls(blog: Path, unused: bool) -> None:
         where = e.used_at[0] if e.used else f"UNUSED (was {e.rendered_at or '?'})"
         if len(e.used_at) > 1:
             where += f" +{len(e.used_at) - 1}"
-        mode = e.mode + (" preview" if e.preview else "")
+        mode = e.mode + (" preview" if e.preview else "") + (" imported" if e.imported else "")
         prompt = e.prompt if len(e.prompt) <= 60 else e.prompt[:59] + "…"
         click.echo(f"{e.key[:12]}  {human_size(e.size):>9}  {mode:<15}  {where}  {prompt!r}")
     idle = [e for e in entries if not e.used]

@@ -37,7 +37,8 @@ def web_image(plan: Plan, key: str, brief: Brief, original: str = "png") -> WebI
             stem = stem_for(key, origin.spec.seed, origin.spec.prompt)
         else:  # made from a user file
             name = origin.file.stem if origin.file else "image"
-            stem = stem_for(key, None, "", fallback=f"restored-{name}")
+            restored = any(MODES[n.spec.mode].restores for n in (plan.nodes[key], origin))
+            stem = stem_for(key, None, "", fallback=f"restored-{name}" if restored else name)
         web = plan.webs[key] = WebImage(key, stem, brief.width, brief.height, original)
     return web
 

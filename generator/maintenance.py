@@ -32,6 +32,7 @@ class EntryInfo:
     prompt: str
     used_at: tuple[str, ...]  # "posts/x.md:12" of every picture that needs it
     rendered_at: str  # where it was first rendered (from the sidecar)
+    imported: bool = False  # brought in by `genimg import`, not rendered
 
     @property
     def used(self) -> bool:
@@ -63,7 +64,8 @@ def _info(key: str, meta: dict[str, Any], users: dict[bool, dict[str, list[str]]
     mode = str(spec.get("mode") or shown.get("mode") or "?")
     prompt = str(shown.get("prompt") or spec.get("prompt") or "")
     return EntryInfo(key, int(meta.get("png_size", 0)), mode, preview, prompt,
-                     tuple(users[preview].get(key, ())), str(meta.get("location", "")))
+                     tuple(users[preview].get(key, ())), str(meta.get("location", "")),
+                     isinstance(meta.get("imported"), dict))
 
 
 def list_entries(root: Path) -> list[EntryInfo]:

@@ -23,6 +23,9 @@ from .errors import GenimgError
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pth", ".pt", ".json", ".txt", ".model")
 PREVIEW_FINGERPRINT = "preview-v1"
+#: Fingerprints of models known only from imported pictures: A1111's short hash of the
+#: checkpoint, or the file name another tool wrote.
+A1111_PREFIX, IMPORTED_PREFIX = "a1111:", "imported:"
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,9 @@ class ModelResolver:
         if source.endswith(CHECKPOINT_SUFFIXES) or path.is_file():
             if path.is_file():
                 fp = "sha256:" + self.hasher.hash(path)
+                adopted = self.recorded.get(_record_key(cfg), "")
+                if adopted.startswith(A1111_PREFIX) and fp[7:].startswith(adopted[6:]):
+                    fp = adopted  # the checkpoint imported pictures were made with: same keys
                 config = str(self.config.root / cfg.config) if cfg.config else None
                 if config:  # its scheduler and prediction type shape the pixels too
                     fp = "sha256:" + hashlib.sha256(
@@ -215,7 +221,25 @@ class ModelResolver:
         (for the same name *and* source), so cached pictures are still found; rendering
         with it fails naming ``why``."""
         fingerprint = self.recorded.get(_record_key(cfg), f"unavailable:{cfg.name}")
+        if fingerprint.startswith(A1111_PREFIX):
+            why += (f" (pictures imported with this model name were made with the "
+                    f"checkpoint of A1111 hash {fingerprint[6:]})")
+        elif fingerprint.startswith(IMPORTED_PREFIX):
+            why += f" (pictures imported with this model name were made with {fingerprint[9:]})"
         return ModelRef(cfg.name, "hub", cfg.source, fingerprint, problem=why)
+
+    def recorded_for(self, name: str) -> str | None:
+        """The fingerprint recorded for ``model: name`` (a file name), if any."""
+        return self.recorded.get(_record_key(ModelConfig(name, name)))
+
+    def adopt(self, name: str, fingerprint: str) -> bool:
+        """Key ``model: name`` (a file not here) by ``fingerprint``, as ``genimg import``
+        does for a model genimg.yaml lacks; False if the name stands for another one."""
+        key = _record_key(ModelConfig(name, name))
+        if self.recorded.setdefault(key, fingerprint) != fingerprint:
+            return False
+        self._resolved.pop(name, None)
+        return True
 
     def restorer(self) -> FaceRestorerRef:
         """The GFPGAN restorer from genimg.yaml (raises GenimgError if unusable)."""

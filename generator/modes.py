@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .specs import ImageSpec
 
-TXT2IMG, IMG2IMG, RESTORE = "txt2img", "img2img", "restore"
+TXT2IMG, IMG2IMG, RESTORE, PICTURE = "txt2img", "img2img", "restore", "picture"
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Mode:
     work: Callable[[ImageSpec], int]  # progress units of one picture
     source: bool = False  # reads another picture: ``from:`` is required
     generates: bool = True  # diffuses from a prompt with a model (may restore_faces after)
+    restores: bool = False  # runs the face restorer (its fingerprint is in the key)
 
 
 _DIFFUSION = ("prompt", "negative_prompt", "seed", "sampler", "steps", "cfg", "width", "height")
@@ -53,7 +54,10 @@ MODES: dict[str, Mode] = {mode.name: mode for mode in (
          work=lambda spec: max(1, int(spec.steps * spec.strength))),
     Mode(RESTORE, "GFPGAN alone on `from`", "faces", ("face_weight",), _SEED,
          ("generation", "face_restoration", "face_weight"), source=True, generates=False,
-         work=lambda spec: 1),
+         restores=True, work=lambda spec: 1),
+    # a picture file shown as it is: what `genimg import` makes of pictures it cannot redo
+    Mode(PICTURE, "the file `from` as it is", "copy", (), _SEED, ("generation",), source=True,
+         generates=False, work=lambda spec: 1),
 )}
 
 
@@ -63,6 +67,7 @@ class RendererEntry:
 
     path: str
     options: str | None = None  # ``module:TABLE`` of ``schema.Key``s
+    exact: bool = False  # needs no model: a preview build runs it too, for real
 
     def load(self) -> Any:
         module, _, name = self.path.partition(":")
@@ -81,6 +86,7 @@ RENDERERS: dict[str, RendererEntry] = {
     "faces": RendererEntry("generator.render.faces:FaceRestorer",
                            options="generator.render.faces:FACE_OPTIONS"),
     "preview": RendererEntry("generator.render.preview:PreviewRenderer"),
+    "copy": RendererEntry("generator.render.copy:CopyRenderer", exact=True),
 }
 #: The order renderers run in within a wave (models first, then restorations).
-RENDER_ORDER = ("diffusion", "faces")
+RENDER_ORDER = ("copy", "diffusion", "faces")

@@ -47,7 +47,7 @@ def key_fields(spec: ImageSpec, model_fp: str | None, source: str | None,
     fields["recipe"] = RECIPE_VERSION
     if mode.generates:
         fields["model"] = model_fp
-    else:
+    elif mode.restores:
         fields["restorer"] = restorer_fp
     if mode.source:
         fields["source"] = source
@@ -163,7 +163,7 @@ class Planner:
         restorer: FaceRestorerRef | None = None
         if mode.generates:
             model = self._model(spec)
-        else:
+        elif mode.restores:
             restorer = self._restorer(spec)
         fields = key_fields(spec, model.fingerprint if model else None, source,
                             restorer.fingerprint if restorer else None)

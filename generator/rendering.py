@@ -45,7 +45,7 @@ class Renderers:
         self._made: dict[str, Renderer] = {}
 
     def for_mode(self, mode: str) -> Renderer:
-        name = "preview" if self.preview else MODES[mode].renderer
+        name = "preview" if self.preview and not exact(mode) else MODES[mode].renderer
         if name not in self._made:
             self._made[name] = RENDERERS[name].load()(self.config)
         return self._made[name]
@@ -53,6 +53,11 @@ class Renderers:
     def close(self) -> None:
         for renderer in self._made.values():
             renderer.close()
+
+
+def exact(mode: str) -> bool:
+    """Is a picture of ``mode`` the same in a preview build (its renderer needs no model)?"""
+    return RENDERERS[MODES[mode].renderer].exact
 
 
 def _order(node: Node) -> tuple[int, str, int, int]:
@@ -137,7 +142,8 @@ def render_misses(config: SiteConfig, plan: Plan, cache: Cache, misses: list[Nod
                 started = time.perf_counter()
                 for task, image in renderer.render(tasks, progress.advance_steps):
                     node = plan.nodes[task.key]
-                    _store(cache, plan, node, image, preview, versions,
+                    _store(cache, plan, node, image, preview and not exact(node.spec.mode),
+                           versions,
                            time.perf_counter() - started)
                     stored += 1
                     progress.picture_done(node.key)
