@@ -14,7 +14,7 @@ from typing import Any
 from .comfyui import NotOnePass, graph_to_spec
 from .infotext import PARAMETERS, infotext_to_spec
 from .metadata import parse_infotext
-from .readers import A1111, COMFYUI, Picture
+from .readers import COMFYUI, Picture
 
 #: A1111 parameters that say nothing about the pixels.
 _INFORMATIVE = {"prompt", "Negative prompt", "Version", "Model", "Model hash"}

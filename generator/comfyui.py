@@ -41,6 +41,8 @@ class NotOnePass(ValueError):
 
 def graph_to_spec(graph: dict[str, Any]) -> dict[str, Any]:
     """The spec of a one-pass graph (``model`` is the checkpoint file name), else NotOnePass."""
+    if not all(isinstance(node, dict) for node in graph.values()):
+        raise NotOnePass("its graph is not one ComfyUI saves")
     samplers = [node for node in graph.values() if node.get("class_type") in _SAMPLER_NODES]
     if len(samplers) != 1:
         raise NotOnePass(f"its graph has {len(samplers)} sampler passes (hires fix or "
@@ -52,7 +54,9 @@ def graph_to_spec(graph: dict[str, Any]) -> dict[str, Any]:
         others.insert(0, str(samplers[0].get("class_type")))
     if others:
         raise NotOnePass(f"its graph uses {', '.join(others)}, which genimg does not render")
-    inputs = samplers[0].get("inputs", {})
+    inputs = samplers[0].get("inputs")
+    if not isinstance(inputs, dict):
+        raise NotOnePass("its sampler has no inputs")
     loader = _linked(graph, inputs.get("model"), "CheckpointLoaderSimple")
     latent = _linked(graph, inputs.get("latent_image"), "EmptyLatentImage")
     name = (str(inputs.get("sampler_name")), str(inputs.get("scheduler")))

@@ -150,13 +150,17 @@ def user_comment(value: bytes | str) -> str:
     if prefix.startswith(b"UNICODE"):
         if body[:2] in (b"\xff\xfe", b"\xfe\xff"):
             return body.decode("utf-16", errors="replace")
-        even_zeros = body[0::2].count(0)
-        odd_zeros = body[1::2].count(0)
-        return body.decode("utf-16-be" if even_zeros >= odd_zeros else "utf-16-le",
-                           errors="replace")
+        # The parameters line is ASCII: the byte order that reads more of it is the one.
+        big, little = (body.decode(codec, errors="replace") for codec in ("utf-16-be",
+                                                                             "utf-16-le"))
+        return big if _ascii(big) >= _ascii(little) else little
     if prefix.startswith((b"ASCII", b"\0\0\0\0\0\0\0\0")):
         return body.decode("utf-8", errors="replace")
     return value.decode("utf-8", errors="replace")
+
+
+def _ascii(text: str) -> int:
+    return sum(1 for char in text if " " <= char < "\x7f")
 
 
 def _opened(path: Path) -> Image.Image:
@@ -214,7 +218,8 @@ def _recognised(path: Path, kind: str, texts: dict[str, str]) -> Picture:
         return Picture(path, kind, texts, NOVELAI)
     if isinstance(data, dict):
         if "sui_image_params" in data:
-            version = (data.get("sui_extra_data") or {}).get("swarm_version")
+            extra = data.get("sui_extra_data")
+            version = extra.get("swarm_version") if isinstance(extra, dict) else None
             return Picture(path, kind, texts, SWARMUI, _str(version))
         if "fooocus_scheme" in texts or str(data.get("Version", "")).startswith("Fooocus"):
             return Picture(path, kind, texts, FOOOCUS, _str(data.get("Version")))

@@ -12,7 +12,7 @@ from tests.helpers import REPO
 
 PACKAGE = REPO / "generator"
 #: The shells around a build: nothing else may import them.
-SHELLS = {"build", "cli", "serve", "publish", "maintenance", "scaffold", "__main__"}
+SHELLS = {"build", "cli", "serve", "publish", "maintenance", "scaffold", "importer", "__main__"}
 HEAVY = ("torch", "diffusers", "transformers", "gfpgan", "facexlib", "basicsr", "numpy")
 
 

@@ -1,0 +1,254 @@
+"""`genimg import` and `genimg info`: pictures of A1111, ComfyUI, InvokeAI, Fooocus and
+NovelAI, written by ``tests/pictures.py`` in each tool's own format, read by one reader
+and adopted into a blog that then builds without rendering anything."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from generator import readers
+from generator.adopt import adopt
+from generator.build import BuildOptions, build_site
+from generator.comfyui import NotOnePass, graph_to_spec
+from generator.errors import GenimgError
+from generator.importer import ImportOptions, import_pictures
+from tests import pictures as P
+from tests.helpers import MakeBlog, genimg
+
+CONFIG = "title: T\nbase_url: /\nmodels:\n  default: model.safetensors\n"
+OLD_MAN = P.A1111_TEXT
+WORKER = OLD_MAN.replace("color photo of an old man", "color photo of a worker").replace(
+    "329790701", "2516937710")
+
+
+def _bomb(path: Path) -> Path:
+    """A 30000x30000 PNG header over a few bytes of data: a decompression bomb."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 4000)) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture
+def outputs(tmp_path: Path) -> Path:
+    """A folder laid out like A1111's outputs (index-seed-prompt names) plus other tools'
+    pictures and three bad files."""
+    src = tmp_path / "outputs"
+    P.png(src / "00013-329790701-color-photo-of-an-old-man.png", {"parameters": OLD_MAN}, 1)
+    P.png(src / "00014-2516937710-color-photo-of-a-worker.png", {"parameters": WORKER}, 2,
+          after_data=True)
+    P.exif_picture(src / "00015-11-a-jpeg.jpg", OLD_MAN.replace("329790701", "11"), "JPEG", 3)
+    P.exif_picture(src / "00016-12-a-webp.webp", OLD_MAN.replace("329790701", "12"), "WEBP", 4,
+                   little_endian=True)
+    P.comfy_png(src / "comfy/ComfyUI_00001_.png", P.comfy_graph(), 5)
+    P.comfy_png(src / "comfy/ComfyUI_00002_.png", P.comfy_graph(hires=True), 6)
+    P.invokeai_png(src / "invoke.png", 7)
+    P.fooocus_png(src / "fooocus.png", 8)
+    P.png(src / "plain.png", {}, 9)
+    whole = (src / "plain.png").read_bytes()
+    (src / "truncated.png").write_bytes(whole[: len(whole) // 2])
+    _bomb(src / "bomb.png")
+    (src / "notes.png").write_text("not a picture")
+    return src
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_the_reader_names_each_tool(outputs: Path) -> None:
+    seen = {p.name: readers.read_picture(p) for p in outputs.rglob("*")
+            if p.is_file() and p.name not in ("truncated.png", "notes.png")}
+    assert seen["00013-329790701-color-photo-of-an-old-man.png"].infotext == OLD_MAN
+    assert seen["00014-2516937710-color-photo-of-a-worker.png"].infotext == WORKER  # after IDAT
+    assert seen["00015-11-a-jpeg.jpg"].format == "JPEG"
+    assert seen["00016-12-a-webp.webp"].infotext == OLD_MAN.replace("329790701", "12")
+    assert seen["00013-329790701-color-photo-of-an-old-man.png"].origin == "A1111 v1.6.0"
+    assert seen["ComfyUI_00001_.png"].tool == "ComfyUI"
+    assert seen["invoke.png"].origin == "InvokeAI 3.4.0"
+    assert seen["fooocus.png"].origin == "Fooocus v2.1.865"
+    assert seen["plain.png"].tool is None
+    assert readers.read_picture(P.novelai_png(outputs / "nai.png")).tool == "NovelAI"
+    for name, why in [("truncated.png", "truncated PNG"), ("notes.png", "not a picture")]:
+        with pytest.raises(GenimgError, match=why):
+            readers.read_picture(outputs / name)
+    with pytest.raises(GenimgError, match="decompression bomb"):
+        readers.load_pixels(outputs / "bomb.png")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=20), st.booleans())
+def test_user_comment_reads_either_byte_order(prompt: str, little: bool) -> None:
+    text = prompt + "\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512"
+    encoded = text.encode("utf-16-le" if little else "utf-16-be", errors="surrogatepass")
+    assert readers.user_comment(b"UNICODE\0" + encoded) == text.encode(
+        "utf-16", errors="surrogatepass").decode("utf-16", errors="replace")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_png_texts_never_crash(tail: bytes) -> None:
+    path = Path("/tmp") / f"genimg-fuzz-{hashlib.sha256(tail).hexdigest()[:12]}.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + tail)
+    try:
+        readers.png_texts(path)
+    except GenimgError as exc:
+        assert "\n" not in str(exc)
+    finally:
+        path.unlink()
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(list("3456789")), _JSON, max_size=7))
+def test_graph_reading_fails_only_with_a_reason(graph: dict) -> None:
+    try:
+        graph_to_spec(graph)
+    except NotOnePass as exc:
+        assert str(exc)
+
+
+@pytest.mark.parametrize(("graph", "why"), [
+    (P.comfy_graph(hires=True), "2 sampler passes"),
+    (P.comfy_graph(lora=True), "LoraLoader"),
+])
+def test_comfyui_graphs_that_are_not_one_pass_say_why(graph: dict, why: str) -> None:
+    with pytest.raises(NotOnePass, match=why):
+        graph_to_spec(graph)
+
+
+def test_comfyui_default_graph_is_a_spec() -> None:
+    assert graph_to_spec(P.comfy_graph()) == {
+        "prompt": "beautiful scenery nature glass bottle landscape",
+        "negative_prompt": "text, watermark", "seed": 156680208, "sampler": "Euler",
+        "steps": 20, "cfg": 8, "width": 64, "height": 64,
+        "model": "v1-5-pruned-emaonly.safetensors"}
+
+
+def test_a1111_parameters_genimg_cannot_redo_make_a_plain_picture(tmp_path: Path) -> None:
+    hires = OLD_MAN.replace("Version:", "Denoising strength: 0.7, Hires upscale: 2, Version:")
+    picture = readers.read_picture(P.png(tmp_path / "a.png", {"parameters": hires}))
+    assert "Hires upscale" in (adopt(picture).why or "")
+
+
+def test_import_adopts_every_picture_and_a_build_renders_none(
+        make_blog: MakeBlog, outputs: Path) -> None:
+    root = make_blog({}, config=CONFIG)
+    (root / "model.safetensors").write_bytes(b"not really a model")
+    before = _snapshot(outputs)
+    result = genimg("import", "-C", root, outputs, "--title", "Old pictures")
+    assert result.exit_code == 0, result.stderr
+    skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped")]
+    assert len(skipped) == 3 and all(n in result.stderr for n in ("truncated", "bomb", "notes"))
+    assert "imported 9 pictures" in result.stdout and "5 as specs, 4 as plain" in result.stdout
+    assert result.stdout.count("plain picture:") == 4
+    assert _snapshot(outputs) == before  # sources untouched
+    post = next((root / "posts").glob("*-old-pictures.md")).read_text()
+    assert post.index("00013-") < post.index("00014-") < post.index("00016-")
+
+    report = build_site(root, BuildOptions())
+    assert report.rendered == 0 and report.pictures == 9
+    site_pngs = {hashlib.sha256(p.read_bytes()).hexdigest(): p
+                 for p in (root / "site/images").glob("*.png") if "source-" not in p.name}
+    for name in ("00013-329790701-color-photo-of-an-old-man.png", "comfy/ComfyUI_00001_.png",
+                 "plain.png", "invoke.png"):  # PNGs: the very bytes
+        assert hashlib.sha256((outputs / name).read_bytes()).hexdigest() in site_pngs
+    jpeg = Image.open(outputs / "00015-11-a-jpeg.jpg").convert("RGB")
+    assert any(Image.open(p).convert("RGB").tobytes() == jpeg.tobytes()
+               for p in site_pngs.values())  # a JPEG: its lossless PNG
+
+    assert genimg("build", "-C", root, "--frozen", "-q").exit_code == 0
+    listing = genimg("cache", "ls", "-C", root).stdout
+    assert listing.count("txt2img imported") == 5 and listing.count("picture imported") == 4
+    side = next((root / ".genimg/objects").glob("*/*.json"))
+    origin = json.loads(side.read_text())["imported"]
+    assert origin["tool"] in ("A1111", "ComfyUI", "InvokeAI", "Fooocus", None)
+
+    again = genimg("import", "-C", root, outputs, "--title", "Old pictures again")
+    assert again.exit_code == 0 and "all 9 pictures are in the blog already" in again.stdout
+    assert len(list((root / "posts").glob("*.md"))) == 1
+
+    # An edit asks for the model by name, with the hash A1111 gave it.
+    edited = next((root / "posts").glob("*.md"))
+    edited.write_text(edited.read_text().replace("seed: 329790701", "seed: 5", 1))
+    failed = genimg("build", "-C", root, "-q")
+    assert failed.exit_code == 1
+    assert failed.stderr.count("\n") == 1 and "'v1-5-pruned-emaonly.safetensors'" in failed.stderr
+    assert "A1111 hash 6ce0161689" in failed.stderr
+
+
+def test_a_model_of_genimg_yaml_is_matched_by_hash_or_name(make_blog: MakeBlog,
+                                                             tmp_path: Path) -> None:
+    root = make_blog({}, config=CONFIG)
+    (root / "model.safetensors").write_bytes(b"not really a model")
+    short = hashlib.sha256(b"not really a model").hexdigest()[:10]
+    P.png(tmp_path / "in/00001-1-x.png",
+          {"parameters": OLD_MAN.replace("6ce0161689", short)}, 1)
+    P.comfy_png(tmp_path / "in/ComfyUI_00001_.png", P.comfy_graph("model.safetensors"), 2)
+    result = genimg("import", "-C", root, tmp_path / "in", "--dry-run")
+    assert result.exit_code == 0 and result.stdout.count("model: default") == 2
+    assert list((root / "posts").iterdir()) == [] and not (root / ".genimg/objects").exists()
+
+
+def test_import_adds_to_a_post_and_an_interrupted_one_leaves_it_as_it_was(
+        make_blog: MakeBlog, outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_blog({"2022-10-30-a.md": "---\ntitle: A\n---\n\nHello.\n"}, config=CONFIG)
+    (root / "model.safetensors").write_bytes(b"not really a model")
+    post = root / "posts/2022-10-30-a.md"
+    posts_before = _snapshot(root / "posts")
+    from generator import cache as cache_module
+
+    calls = []
+
+    def put_then_stop(self: object, key: str, data: bytes, meta: dict) -> None:
+        calls.append(key)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(cache_module.Cache, "put", put_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        import_pictures(root, [outputs], ImportOptions(post=post, gallery_size=3))
+    assert _snapshot(root / "posts") == posts_before  # no copy, no post change
+    monkeypatch.undo()
+    report = import_pictures(root, [outputs], ImportOptions(post=post, gallery_size=3))
+    assert len(report.added) == 9 and post.read_text().startswith("---\ntitle: A\n---\n\nHello.")
+    assert post.read_text().count("```gallery") == 3
+    assert len(list((root / "posts/2022-10-30-a").iterdir())) == 4  # the plain pictures
+    assert build_site(root, BuildOptions()).rendered == 0
+
+
+def test_info_reads_every_tool_and_goes_on(outputs: Path) -> None:
+    result = genimg("info", outputs / "00015-11-a-jpeg.jpg", outputs / "invoke.png",
+                    outputs / "comfy/ComfyUI_00001_.png", outputs / "truncated.png")
+    assert result.exit_code == 1
+    assert "seed: 11" in result.stdout and "seed: 156680208" in result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and "InvokeAI" in lines[0] and "truncated" in lines[1]
+
+
+def test_a_picture_spec_is_shown_as_it_is_even_in_a_preview(make_blog: MakeBlog) -> None:
+    root = make_blog({"2022-10-30-a.md": "```gallery\n- mode: picture\n  from: p.png\n```\n"},
+                     config=CONFIG)
+    P.png(root / "posts/p.png", {}, 3)
+    assert build_site(root, BuildOptions(preview=True)).rendered == 1
+    (png,) = (root / "site/images").glob("p-*.png")
+    with Image.open(io.BytesIO(png.read_bytes())) as shown, Image.open(root / "posts/p.png") as src:
+        assert shown.convert("RGB").tobytes() == src.convert("RGB").tobytes()
+    assert build_site(root, BuildOptions()).rendered == 0  # not a placeholder: kept
