@@ -252,3 +252,30 @@ def test_a_picture_spec_is_shown_as_it_is_even_in_a_preview(make_blog: MakeBlog)
     with Image.open(io.BytesIO(png.read_bytes())) as shown, Image.open(root / "posts/p.png") as src:
         assert shown.convert("RGB").tobytes() == src.convert("RGB").tobytes()
     assert build_site(root, BuildOptions()).rendered == 0  # not a placeholder: kept
+
+
+REAL = Path(__file__).parent / "data/sd-parsers"
+REAL_TOOLS = {
+    "automatic1111_cropped.png": "A1111", "automatic1111_cropped.jpg": "A1111",
+    "text_after_idat.png": "A1111", "automatic1111_stealth.png": None,
+    "img2img_cropped.png": "ComfyUI", "night_evening_day_morning_cropped.png": "ComfyUI",
+    "noisy_latents_3_subjects_cropped.png": "ComfyUI", "unclip_2pass_cropped.png": "ComfyUI",
+    "invokeai_dream1.png": "InvokeAI", "invokeai_imeta1.png": "InvokeAI",
+    "invokeai_sdmeta1.png": "InvokeAI", "fooocus1_cropped.png": "Fooocus",
+    "novelai1_cropped.png": "NovelAI", "empty_image.png": None,
+}
+
+
+def test_real_pictures_of_each_tool(make_blog: MakeBlog) -> None:
+    """sd-parsers' sample files (MIT): the tool is named, and all of them come in."""
+    for name, tool in REAL_TOOLS.items():
+        assert readers.read_picture(REAL / name).tool == tool, name
+    spec = adopt(readers.read_picture(REAL / "text_after_idat.png")).spec
+    assert spec is not None and spec["prompt"] == "photo of a duck" and spec["seed"] == 235284042
+    root = make_blog({}, config=CONFIG)
+    (root / "model.safetensors").write_bytes(b"not really a model")
+    report = import_pictures(root, [REAL], ImportOptions(title="Real"))
+    # The A1111 samples were cropped after rendering: plain pictures, saying so.
+    assert len(report.added) == len(REAL_TOOLS) and not report.bad
+    assert any("cropped after" in (c.why or "") for c in report.added)
+    assert build_site(root, BuildOptions()).rendered == 0
