@@ -42,6 +42,7 @@ from .models import A1111_PREFIX, CHECKPOINT_SUFFIXES, IMPORTED_PREFIX
 from .modes import PICTURE
 from .plan import Planner, key_fields
 from .readers import Picture, load_pixels, picture_files, read_picture
+from .schema import SPEC
 from .specs import DEFAULTS, ImageSpec, parse_image
 
 _A1111_NAME = re.compile(r"^(\d+)-")
@@ -121,7 +122,9 @@ def _target(site: LoadedSite, paths: list[Path], options: ImportOptions) -> tupl
     """The post to write and the text the blocks go after (a new post's front matter)."""
     config = site.config
     if options.post is not None:
-        path = options.post if options.post.is_absolute() else Path.cwd() / options.post
+        path = options.post
+        if not path.is_absolute():  # as the writer sees it, or relative to the blog
+            path = path if path.exists() else config.root / path
         path = path.resolve()
         if not path.is_file() or not path.is_relative_to(config.posts_dir.resolve()):
             raise GenimgError(f"--post must be a post of this blog (in {config.posts_dir})",
@@ -196,10 +199,11 @@ class _Adopter:
         if shown != size:
             raise GenimgError(f"it is {size[0]}x{size[1]}, not the {shown[0]}x{shown[1]} its "
                               "parameters make (upscaled or cropped after?)")
-        unknown = sorted(set(raw) - set(_WRITTEN) - {"mode"})
+        unknown = sorted(set(raw) - set(SPEC) - {"mode"})
         if unknown:
             raise GenimgError(f"genimg cannot redo its {', '.join(unknown)}")
         item = {name: raw.get(name, DEFAULTS.get(name)) for name in _WRITTEN}
+        item.update((k, v) for k, v in raw.items() if k not in item and k != "mode")
         item["model"] = self._model(raw.get("model"), model_hash)
         if not item["negative_prompt"]:
             del item["negative_prompt"]

@@ -279,3 +279,19 @@ def test_real_pictures_of_each_tool(make_blog: MakeBlog) -> None:
     assert len(report.added) == len(REAL_TOOLS) and not report.bad
     assert any("cropped after" in (c.why or "") for c in report.added)
     assert build_site(root, BuildOptions()).rendered == 0
+
+
+def test_the_checkpoint_put_in_place_later_keeps_the_keys(make_blog: MakeBlog,
+                                                          tmp_path: Path) -> None:
+    root = make_blog({}, config=CONFIG)
+    (root / "model.safetensors").write_bytes(b"not really a model")
+    weights = b"the checkpoint the pictures were made with"
+    text = OLD_MAN.replace("6ce0161689", hashlib.sha256(weights).hexdigest()[:10]).replace(
+        "v1-5-pruned-emaonly", "mine")
+    P.png(tmp_path / "in/00001-1-x.png", {"parameters": text}, 1)
+    assert genimg("import", "-C", root, tmp_path / "in").exit_code == 0
+    assert "model: mine.safetensors" in next((root / "posts").glob("*.md")).read_text()
+    (root / "mine.safetensors").write_bytes(weights)
+    assert genimg("build", "-C", root, "--frozen", "-q").exit_code == 0  # same keys
+    (root / "mine.safetensors").write_bytes(b"another checkpoint of that name")
+    assert "not in the cache" in genimg("build", "-C", root, "--frozen", "-q").stderr
