@@ -112,6 +112,9 @@ def import_pictures(root: Path, paths: list[Path], options: ImportOptions = Impo
         known[candidate.key] = f"{file} (this import)"
         report.added.append(candidate)
     report.markdown = _markdown(report.added, options.gallery_size)
+    if report.added and options.post is None and post_path.exists():
+        raise GenimgError(f"{display} exists already: add to it with --post, or give another "
+                          "--title", post_path)
     if report.added and not options.dry_run:
         _commit(site, maker, post_path, display, head + report.markdown, report.added)
     report.seconds = time.perf_counter() - started
@@ -136,9 +139,6 @@ def _target(site: LoadedSite, paths: list[Path], options: ImportOptions) -> tupl
     times = [p.stat().st_mtime for p in picture_files(paths) if p.is_file()]
     day = dt.date.fromtimestamp(min(times)) if times else dt.date.today()
     path = config.posts_dir.resolve() / f"{day.isoformat()}-{slugify(title) or 'imported'}.md"
-    if path.exists():
-        raise GenimgError(f"{path.name} exists already: add to it with --post, or give "
-                          "another --title", path)
     front = yaml.safe_dump({"title": title}, allow_unicode=True, width=1000)
     return path, (f"---\n{front}date: {day.isoformat()}\ntags: []\n---\n\n"
                   "Pictures brought in by `genimg import`.\n\n")
@@ -184,8 +184,8 @@ class _Adopter:
                 key = Planner(self.config.root, self.resolver).plan([spec]).shown_key[
                     spec.location]
                 return Candidate(path, picture, item, key, sha, width, height)
-            except GenimgError as exc:
-                why = exc.message
+            except GenimgError as exc:  # its parameters are not a spec genimg accepts
+                why = exc.message.splitlines()[0]
         copy = self._copy_name(path, sha)
         item = {"mode": PICTURE, "from": f"{self.folder}/{copy}"}
         spec = parse_image(item, self.where, self.config.defaults)

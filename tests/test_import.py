@@ -182,7 +182,7 @@ def test_import_adopts_every_picture_and_a_build_renders_none(
     origin = json.loads(side.read_text())["imported"]
     assert origin["tool"] in ("A1111", "ComfyUI", "InvokeAI", "Fooocus", None)
 
-    again = genimg("import", "-C", root, outputs, "--title", "Old pictures again")
+    again = genimg("import", "-C", root, outputs, "--title", "Old pictures")
     assert again.exit_code == 0 and "all 9 pictures are in the blog already" in again.stdout
     assert len(list((root / "posts").glob("*.md"))) == 1
 
@@ -295,3 +295,32 @@ def test_the_checkpoint_put_in_place_later_keeps_the_keys(make_blog: MakeBlog,
     assert genimg("build", "-C", root, "--frozen", "-q").exit_code == 0  # same keys
     (root / "mine.safetensors").write_bytes(b"another checkpoint of that name")
     assert "not in the cache" in genimg("build", "-C", root, "--frozen", "-q").stderr
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(min_size=1, max_size=40).filter(str.strip), st.text(max_size=20),
+       st.integers(0, 2**32 - 1), st.sampled_from(["Euler a", "DPM++ 2M Karras", "DDIM"]))
+def test_an_imported_item_reads_back_as_the_same_spec(prompt: str, negative: str, seed: int,
+                                                      sampler: str) -> None:
+    """Whatever a prompt holds (fences, quotes, line breaks), the Markdown the importer
+    writes parses back to the spec it keyed the picture by."""
+    from generator.content import load_post
+    from generator.errors import Location
+    from generator.importer import Candidate, _markdown
+    from generator.readers import Picture
+    from generator.specs import parse_image
+
+    item = {"prompt": prompt, "negative_prompt": negative, "seed": seed, "sampler": sampler,
+            "steps": 20, "cfg": 7.5, "width": 512, "height": 512, "model": "default"}
+    where = Location("posts/2022-01-01-a.md", 0)
+    expected = parse_image(item, where)
+    picture = Picture(Path("x\n```.png"), "PNG", {}, "A1111")
+    text = "---\ntitle: A\ndate: 2022-01-01\n---\n\n" + _markdown(
+        [Candidate(Path("x\n```.png"), picture, item, "k", "s", 512, 512)], 4)
+    path = Path("/tmp") / f"genimg-roundtrip-{hashlib.sha256(text.encode()).hexdigest()[:12]}.md"
+    path.write_text(text, encoding="utf-8")
+    try:
+        (spec,) = load_post(path, {}, where.file).images
+    finally:
+        path.unlink()
+    assert spec.pixel_fields() == expected.pixel_fields() and spec.model == "default"
