@@ -95,7 +95,7 @@ def import_pictures(root: Path, paths: list[Path], options: ImportOptions = Impo
     started = time.perf_counter()
     site = load_site(root, BuildOptions(drafts=True))
     post_path, head = _target(site, paths, options)
-    display = post_path.relative_to(site.config.root).as_posix()
+    display = _display(post_path, site.config.root)
     report = ImportReport(post=display)
     known = {key: f"{where.file}:{where.line}" for where, key in site.plan.shown_key.items()}
     maker = _Adopter(site, post_path)
@@ -144,6 +144,14 @@ def _target(site: LoadedSite, paths: list[Path], options: ImportOptions) -> tupl
                   "Pictures brought in by `genimg import`.\n\n")
 
 
+def _display(post: Path, root: Path) -> str:
+    """How the build names a post (``content.load_posts``): relative to the blog if it can."""
+    try:
+        return str(post.relative_to(root))
+    except ValueError:
+        return str(post)
+
+
 def _ordered(files: list[Path]) -> list[Path]:
     """A1111's numeric prefix first (00013-…), then the file's time."""
     def order(path: Path) -> tuple[float, float, str]:
@@ -165,7 +173,7 @@ class _Adopter:
         self.resolver = site.resolver
         self.post_dir = post_path.parent
         self.folder = post_path.stem  # plain pictures are copied to posts/<post>/
-        self.where = Location(post_path.relative_to(self.config.root).as_posix(), 0)
+        self.where = Location(_display(post_path, self.config.root), 0)
         self.models: dict[tuple[str, str | None], str] = {}
         self.copies: dict[str, str] = {}  # name in the folder -> sha256 (this import's)
 
