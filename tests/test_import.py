@@ -25,6 +25,7 @@ from generator.importer import ImportOptions, import_pictures
 from tests import pictures as P
 from tests.helpers import MakeBlog, genimg
 
+REAL = Path(__file__).parent / "data/sd-parsers"  # sd-parsers' sample files (MIT)
 CONFIG = "title: T\nbase_url: /\nmodels:\n  default: model.safetensors\n"
 OLD_MAN = P.A1111_TEXT
 WORKER = OLD_MAN.replace("color photo of an old man", "color photo of a worker").replace(
@@ -143,6 +144,15 @@ def test_comfyui_default_graph_is_a_spec() -> None:
         "model": "v1-5-pruned-emaonly.safetensors"}
 
 
+def test_invokeai_metadata_of_a_txt2img_picture_is_a_spec(tmp_path: Path) -> None:
+    spec = adopt(readers.read_picture(P.invokeai_png(tmp_path / "invoke.png"))).spec
+    assert spec == {"prompt": "a castle", "negative_prompt": "", "seed": 123,
+                    "sampler": "Euler", "steps": 30, "cfg": 7.5, "width": 64, "height": 64,
+                    "model": "stable-diffusion-v1-5"}
+    real = adopt(readers.read_picture(REAL / "invokeai_imeta1.png"))
+    assert real.spec is None and "ipAdapters" in (real.why or "")
+
+
 def test_a1111_parameters_genimg_cannot_redo_make_a_plain_picture(tmp_path: Path) -> None:
     hires = OLD_MAN.replace("Version:", "Denoising strength: 0.7, Hires upscale: 2, Version:")
     picture = readers.read_picture(P.png(tmp_path / "a.png", {"parameters": hires}))
@@ -158,8 +168,8 @@ def test_import_adopts_every_picture_and_a_build_renders_none(
     assert result.exit_code == 0, result.stderr
     skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped")]
     assert len(skipped) == 3 and all(n in result.stderr for n in ("truncated", "bomb", "notes"))
-    assert "imported 9 pictures" in result.stdout and "5 as specs, 4 as plain" in result.stdout
-    assert result.stdout.count("plain picture:") == 4
+    assert "imported 9 pictures" in result.stdout and "6 as specs, 3 as plain" in result.stdout
+    assert result.stdout.count("plain picture:") == 3
     assert _snapshot(outputs) == before  # sources untouched
     post = next((root / "posts").glob("*-old-pictures.md")).read_text()
     assert post.index("00013-") < post.index("00014-") < post.index("00016-")
@@ -169,7 +179,7 @@ def test_import_adopts_every_picture_and_a_build_renders_none(
     site_pngs = {hashlib.sha256(p.read_bytes()).hexdigest(): p
                  for p in (root / "site/images").glob("*.png") if "source-" not in p.name}
     for name in ("00013-329790701-color-photo-of-an-old-man.png", "comfy/ComfyUI_00001_.png",
-                 "plain.png", "invoke.png"):  # PNGs: the very bytes
+                 "plain.png", "invoke.png", "fooocus.png"):  # PNGs: the very bytes
         assert hashlib.sha256((outputs / name).read_bytes()).hexdigest() in site_pngs
     jpeg = Image.open(outputs / "00015-11-a-jpeg.jpg").convert("RGB")
     assert any(Image.open(p).convert("RGB").tobytes() == jpeg.tobytes()
@@ -177,7 +187,7 @@ def test_import_adopts_every_picture_and_a_build_renders_none(
 
     assert genimg("build", "-C", root, "--frozen", "-q").exit_code == 0
     listing = genimg("cache", "ls", "-C", root).stdout
-    assert listing.count("txt2img imported") == 5 and listing.count("picture imported") == 4
+    assert listing.count("txt2img imported") == 6 and listing.count("picture imported") == 3
     side = next((root / ".genimg/objects").glob("*/*.json"))
     origin = json.loads(side.read_text())["imported"]
     assert origin["tool"] in ("A1111", "ComfyUI", "InvokeAI", "Fooocus", None)
@@ -230,17 +240,17 @@ def test_import_adds_to_a_post_and_an_interrupted_one_leaves_it_as_it_was(
     report = import_pictures(root, [outputs], ImportOptions(post=post, gallery_size=3))
     assert len(report.added) == 9 and post.read_text().startswith("---\ntitle: A\n---\n\nHello.")
     assert post.read_text().count("```gallery") == 3
-    assert len(list((root / "posts/2022-10-30-a").iterdir())) == 4  # the plain pictures
+    assert len(list((root / "posts/2022-10-30-a").iterdir())) == 3  # the plain pictures
     assert build_site(root, BuildOptions()).rendered == 0
 
 
 def test_info_reads_every_tool_and_goes_on(outputs: Path) -> None:
-    result = genimg("info", outputs / "00015-11-a-jpeg.jpg", outputs / "invoke.png",
+    result = genimg("info", outputs / "00015-11-a-jpeg.jpg", outputs / "fooocus.png",
                     outputs / "comfy/ComfyUI_00001_.png", outputs / "truncated.png")
     assert result.exit_code == 1
     assert "seed: 11" in result.stdout and "seed: 156680208" in result.stdout
     lines = result.stderr.splitlines()
-    assert len(lines) == 2 and "InvokeAI" in lines[0] and "truncated" in lines[1]
+    assert len(lines) == 2 and "Fooocus" in lines[0] and "truncated" in lines[1]
 
 
 def test_a_picture_spec_is_shown_as_it_is_even_in_a_preview(make_blog: MakeBlog) -> None:
@@ -253,8 +263,6 @@ def test_a_picture_spec_is_shown_as_it_is_even_in_a_preview(make_blog: MakeBlog)
         assert shown.convert("RGB").tobytes() == src.convert("RGB").tobytes()
     assert build_site(root, BuildOptions()).rendered == 0  # not a placeholder: kept
 
-
-REAL = Path(__file__).parent / "data/sd-parsers"
 REAL_TOOLS = {
     "automatic1111_cropped.png": "A1111", "automatic1111_cropped.jpg": "A1111",
     "text_after_idat.png": "A1111", "automatic1111_stealth.png": None,
