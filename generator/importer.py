@@ -97,19 +97,19 @@ def import_pictures(root: Path, paths: list[Path], options: ImportOptions = Impo
     post_path, head = _target(site, paths, options)
     display = _display(post_path, site.config.root)
     report = ImportReport(post=display)
-    known = {key: f"{where.file}:{where.line}" for where, key in site.plan.shown_key.items()}
+    shown = _Shown(site)
     maker = _Adopter(site, post_path)
     for file in _ordered(picture_files(paths)):
         try:
-            candidate = maker.candidate(file)
+            candidate = maker.candidate(file, shown.clash)
         except GenimgError as exc:
             report.bad.append(str(exc))
             log(f"skipped {exc}")
             continue
-        if candidate.key in known:
-            report.already.append((file, known[candidate.key]))
+        if shown.clash(candidate.key, candidate.sha256) == "":
+            report.already.append((file, shown.where[candidate.key]))
             continue
-        known[candidate.key] = f"{file} (this import)"
+        shown.add(candidate.key, candidate.sha256, f"{file} (this import)")
         report.added.append(candidate)
     report.markdown = _markdown(report.added, options.gallery_size)
     if report.added and options.post is None and post_path.exists():
@@ -119,6 +119,32 @@ def import_pictures(root: Path, paths: list[Path], options: ImportOptions = Impo
         _commit(site, maker, post_path, display, head + report.markdown, report.added)
     report.seconds = time.perf_counter() - started
     return report
+
+
+class _Shown:
+    """The pictures the blog shows, by key: is a picture one of them, or does another
+    picture hold its key?"""
+
+    def __init__(self, site: LoadedSite):
+        self.cache = Cache(site.config.cache_dir)
+        self.where = {key: f"{at.file}:{at.line}" for at, key in site.plan.shown_key.items()}
+        self.shas: dict[str, set[str | None]] = {}
+
+    def clash(self, key: str, sha256: str) -> str | None:
+        """None: no picture has ``key``; "": this very picture has it; else where the
+        other picture that has it is shown."""
+        if key not in self.where:
+            return None
+        if key not in self.shas:
+            meta = self.cache.meta(key) or {}
+            origin = meta.get("imported")
+            self.shas[key] = {meta.get("png_sha256"),
+                              origin.get("sha256") if isinstance(origin, dict) else None}
+        return "" if sha256 in self.shas[key] else self.where[key]
+
+    def add(self, key: str, sha256: str, where: str) -> None:
+        self.where[key] = where
+        self.shas[key] = {sha256}
 
 
 def _target(site: LoadedSite, paths: list[Path], options: ImportOptions) -> tuple[Path, str]:
@@ -177,7 +203,8 @@ class _Adopter:
         self.models: dict[tuple[str, str | None], str] = {}
         self.copies: dict[str, str] = {}  # name in the folder -> sha256 (this import's)
 
-    def candidate(self, path: Path) -> Candidate:
+    def candidate(self, path: Path, clash: Callable[[str, str], str | None]) -> Candidate:
+        """A spec for ``path`` if it has one that no other picture's key is; else plain."""
         picture = read_picture(path)
         with load_pixels(path) as image:
             width, height = image.size
@@ -191,7 +218,11 @@ class _Adopter:
                 spec = parse_image(item, self.where, self.config.defaults)
                 key = Planner(self.config.root, self.resolver).plan([spec]).shown_key[
                     spec.location]
-                return Candidate(path, picture, item, key, sha, width, height)
+                other = clash(key, sha)
+                if not other:
+                    return Candidate(path, picture, item, key, sha, width, height)
+                why = (f"its parameters are those of another picture ({other}), whose "
+                       "pixels differ")
             except GenimgError as exc:  # its parameters are not a spec genimg accepts
                 why = exc.message.splitlines()[0]
         copy = self._copy_name(path, sha)
@@ -275,6 +306,20 @@ class _Adopter:
         return name
 
 
+class _Dumper(yaml.SafeDumper):
+    """``safe_dump``, but a text with a Unicode line break (NEL, LS, PS) is written
+    double-quoted, escaped: PyYAML reads one back from a single-quoted scalar as a space,
+    and other tools split lines on them."""
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if any(c in value for c in "\x85\u2028\u2029") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)
+
+
 def _markdown(added: list[Candidate], size: int) -> str:
     """Gallery blocks of ``size`` pictures, each item after a comment naming its file."""
     blocks = []
@@ -285,8 +330,8 @@ def _markdown(added: list[Candidate], size: int) -> str:
             if c.why:
                 note += f"; shown as it is: {c.why}"
             lines.append("# " + " ".join(note.split()))
-            lines.append(yaml.safe_dump([c.item], allow_unicode=True, sort_keys=False,
-                                        width=1000).rstrip("\n"))
+            lines.append(yaml.dump([c.item], Dumper=_Dumper, allow_unicode=True,
+                                   sort_keys=False, width=1000).rstrip("\n"))
         lines.append("```")
         blocks.append("\n".join(lines) + "\n")
     return "\n".join(blocks)

@@ -332,3 +332,19 @@ def test_an_imported_item_reads_back_as_the_same_spec(prompt: str, negative: str
     finally:
         path.unlink()
     assert spec.pixel_fields() == expected.pixel_fields() and spec.model == "default"
+
+
+def test_two_pictures_with_the_same_parameters_are_both_kept(make_blog: MakeBlog,
+                                                             tmp_path: Path) -> None:
+    """Same parameters, other pixels (another machine, another version): the second
+    cannot have the first's key, so it comes in as a plain picture; none is dropped."""
+    root = make_blog({}, config=CONFIG)
+    (root / "model.safetensors").write_bytes(b"not really a model")
+    P.png(tmp_path / "in/00001-329790701-a.png", {"parameters": OLD_MAN}, 1)
+    P.png(tmp_path / "in/00002-329790701-a.png", {"parameters": OLD_MAN}, 2)
+    first = import_pictures(root, [tmp_path / "in"], ImportOptions(title="Twins"))
+    assert [c.why is None for c in first.added] == [True, False]
+    assert "those of another picture" in (first.added[1].why or "")
+    again = import_pictures(root, [tmp_path / "in"], ImportOptions(title="Twins"))
+    assert not again.added and len(again.already) == 2
+    assert build_site(root, BuildOptions()).rendered == 0
