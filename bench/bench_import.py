@@ -1,7 +1,7 @@
 """`genimg import` of a few hundred pictures: time, specs vs plain pictures, and the
 build after it (which must render nothing).
 
-    python bench/bench_import.py                  # 300 pictures of 512x512
+    python bench/bench_import.py                  # 300 pictures, most of them 512x512
     python bench/bench_import.py --pictures 1000
 
 The pictures are written in each tool's format (``tests/pictures.py``): 60% A1111 PNGs
@@ -42,12 +42,12 @@ def write_pictures(folder: Path, count: int) -> None:
         elif kind < 16:
             graph = P.comfy_graph(seed=seed)
             graph["5"]["inputs"].update(width=512, height=512)
-            P.comfy_png(folder / f"ComfyUI_{i:05d}_.png", graph, seed)
+            P.comfy_png(folder / f"ComfyUI_{i:05d}_.png", graph, seed, (512, 512))
         elif kind < 18:
             P.comfy_png(folder / f"ComfyUI_{i:05d}_.png", P.comfy_graph(seed=seed, hires=True),
                         seed)
         elif kind < 19:
-            P.invokeai_png(folder / f"invoke-{i:05d}.png", seed)
+            P.invokeai_png(folder / f"invoke-{i:05d}.png", seed, made_with=seed)
         else:
             P.png(folder / f"photo-{i:05d}.png", {}, seed, (512, 512))
 
@@ -78,7 +78,7 @@ def main() -> None:
                              env=env)
     rows.append(["import again", fmt_s(seconds), out.strip().splitlines()[-1]])
     print(table(["step", "time", "result"], rows,
-                f"{args.pictures} pictures of 512x512 from {src}"))
+                f"{args.pictures} pictures (most of them 512x512) from {src}"))
 
 
 if __name__ == "__main__":

@@ -102,16 +102,19 @@ def comfy_graph(ckpt: str = "v1-5-pruned-emaonly.safetensors", seed: int = 15668
     return graph
 
 
-def comfy_png(path: Path, graph: dict[str, Any], seed: int = 0) -> Path:
+def comfy_png(path: Path, graph: dict[str, Any], seed: int = 0,
+              size: tuple[int, int] = (64, 64)) -> Path:
     workflow = {"last_node_id": 9, "nodes": [{"id": int(k), "type": v["class_type"]}
                                              for k, v in graph.items()]}
-    return png(path, {"prompt": json.dumps(graph), "workflow": json.dumps(workflow)}, seed)
+    return png(path, {"prompt": json.dumps(graph), "workflow": json.dumps(workflow)}, seed,
+               size)
 
 
-def invokeai_png(path: Path, seed: int = 0) -> Path:
+def invokeai_png(path: Path, seed: int = 0, made_with: int = 123) -> Path:
+    """InvokeAI 3's metadata of a txt2img picture made with seed ``made_with``."""
     meta = {"app_version": "3.4.0", "generation_mode": "txt2img",
             "positive_prompt": "a castle", "negative_prompt": "", "width": 64, "height": 64,
-            "seed": 123, "steps": 30, "cfg_scale": 7.5, "scheduler": "euler",
+            "seed": made_with, "steps": 30, "cfg_scale": 7.5, "scheduler": "euler",
             "model": {"model_name": "stable-diffusion-v1-5", "base_model": "sd-1"}}
     return png(path, {"invokeai_metadata": json.dumps(meta)}, seed)
 
