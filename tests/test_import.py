@@ -348,3 +348,18 @@ def test_two_pictures_with_the_same_parameters_are_both_kept(make_blog: MakeBlog
     again = import_pictures(root, [tmp_path / "in"], ImportOptions(title="Twins"))
     assert not again.added and len(again.already) == 2
     assert build_site(root, BuildOptions()).rendered == 0
+
+
+def test_info_reads_genimg_own_webp_originals(make_blog: MakeBlog) -> None:
+    """`originals: webp` keeps the infotext in EXIF as A1111 does: the reader reads it."""
+    root = make_blog({"2022-10-30-a.md": "```gallery\n- prompt: a red fox\n  seed: 77\n```\n"},
+                     config="title: T\noriginals: webp\n")
+    build_site(root, BuildOptions(preview=True))
+    # the original: the shortest name (thumbnails add "-<width>")
+    original = min((root / "site/images").glob("77-*.webp"), key=lambda p: len(p.name))
+    picture = readers.read_picture(original)
+    assert picture.format == "WEBP" and picture.tool == "A1111"
+    spec = adopt(picture)
+    assert spec.spec is None and "preview placeholder" in (spec.why or "")
+    result = genimg("info", original)
+    assert result.exit_code == 0 and "seed: 77" in result.stdout
