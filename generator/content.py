@@ -20,7 +20,7 @@ from markdown.extensions import Extension
 from markdown.preprocessors import Preprocessor
 
 from . import schema
-from .errors import ErrorList, GenimgError, Location, short_repr
+from .errors import NOT_TEXT, ErrorList, GenimgError, Location, short_repr, text_problem
 from .grids import parse_grid
 from .specs import Gallery, ImageSpec, parse_defaults, parse_image
 from .yamlio import LineDict, LineList, key_lines_of, load_yaml, read_text_file
@@ -31,6 +31,12 @@ _FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})[ \t]*gallery[ \t]*$")
 _ANY_FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})")
 _DATE_PREFIX = re.compile(r"^(\d{4}-\d{2}-\d{2})-(.+)$")
 GRID_LIMIT: int = schema.CONFIG["grid_limit"].default
+#: Python-Markdown finds the ``]`` of each ``[`` (and the ``)`` of each ``](``) by walking
+#: the characters after it, so a paragraph of n unmatched ``[`` costs n² steps: 20,000 of
+#: them took a minute, and ``serve`` hung meanwhile. ``_check_brackets`` estimates that
+#: walk in linear time; about 1.5 million steps take a second.
+MAX_BRACKET_WORK = 3_000_000
+_BRACKETS = re.compile(r"\\.|\]\(|[\[\]()]")
 
 
 def slugify(text: str) -> str:
@@ -75,13 +81,14 @@ def split_front_matter(text: str, file: str) -> tuple[Any, dict, str, int]:
     """Return (front matter data, its key lines, body, first line of the body).
 
     Lines are split on ``\\n`` only (after ``normalize_newlines``), exactly as Markdown
-    does, so the body's line numbers stay the file's.
+    does, so the body's line numbers stay the file's. Only an unindented ``---`` ends the
+    front matter (as in YAML): an indented one is part of a block scalar.
     """
     lines = normalize_newlines(text).split("\n")
     if lines[0].strip() != "---":
         return {}, {}, "\n".join(lines), 1
     for i in range(1, len(lines)):
-        if lines[i].strip() in ("---", "..."):
+        if lines[i].rstrip() in ("---", "..."):
             data, key_lines = load_yaml("\n".join(lines[1:i]) + "\n", file, 2)
             return data if data is not None else {}, key_lines, "\n".join(lines[i + 1 :]), i + 2
     raise GenimgError("front matter starts with '---' but never ends", file, 1)
@@ -259,10 +266,58 @@ def _as_date(value: Any, file: str, line: int, stem: str) -> dt.date:
 def _summary(html: str) -> str:
     """The first paragraph as plain text, for the index and the feed."""
     for para in re.findall(r"<p>(.*?)</p>", html, flags=re.S):
-        text = html_lib.unescape(re.sub(r"<[^>]+>", "", para)).strip()
+        text = html_lib.unescape(re.sub(r"<[^>]+>", "", para))
+        text = NOT_TEXT.sub("", text).strip()  # ``&#12;`` unescaped is no text
         if text and not text.startswith("<!--"):
             return text[:300] + ("…" if len(text) > 300 else "")
     return ""
+
+
+def _check_brackets(body: str, file: str, first_line: int) -> None:
+    """Refuse a paragraph whose brackets would keep Markdown busy for seconds (see
+    ``MAX_BRACKET_WORK``), naming its first line; fenced code is not parsed, so skipped."""
+    fence: str | None = None
+    block: list[str] = []
+    start = 0
+    for number, line in enumerate([*body.split("\n"), ""]):
+        opener = _ANY_FENCE.match(line)
+        if fence is not None:
+            fence = None if _closes(line, fence) else fence
+        elif opener:
+            fence = opener.group("fence")
+        if line.strip() and fence is None and not opener:
+            start = number if not block else start
+            block.append(line)
+            continue
+        if block and _bracket_work("\n".join(block)) > MAX_BRACKET_WORK:
+            raise GenimgError(
+                "this paragraph has too many '[' without a near ']' for Markdown to parse in "
+                "reasonable time; write them as '\\[' or put them in a code block",
+                file, first_line + start)
+        block = []
+
+
+def _bracket_work(text: str) -> int:
+    """Characters Markdown walks to match every ``[`` and ``](`` of ``text``."""
+    brackets: list[int] = []
+    parens: list[tuple[int, bool]] = []  # (where, opens a link target)
+    work = 0
+    for match in _BRACKETS.finditer(text):
+        token, at = match.group(), match.start()
+        if token == "[":
+            brackets.append(at)
+        elif token[0] == "]":
+            if brackets:
+                work += at - brackets.pop()
+            if token == "](":
+                parens.append((at, True))
+        elif token == "(":
+            parens.append((at, False))
+        elif token == ")" and parens:
+            opened, link = parens.pop()
+            work += at - opened if link else 0
+    work += sum(len(text) - at for at in brackets)
+    return work + sum(len(text) - at for at, link in parens if link)
 
 
 def load_post(path: Path, defaults: Mapping[str, Any], display_path: str | None = None,
@@ -293,6 +348,8 @@ def load_post(path: Path, defaults: Mapping[str, Any], display_path: str | None 
     date = _as_date(meta.get("date"), file, line_of("date"), stem)
     extra = meta.get("extra")
 
+    body = NOT_TEXT.sub("", body)  # a raw vertical tab or form feed: no text, and no XML
+    _check_brackets(body, file, body_line)
     ext = GalleryExtension(file, body_line, defaults, grid_limit)
     md = markdown.Markdown(extensions=[ext, *MARKDOWN_EXTENSIONS], output_format="html")
     try:
@@ -341,6 +398,11 @@ def load_posts(posts_dir: Path, root: Path, defaults: Mapping[str, Any],
         except ValueError:
             display = str(path)
         shown[path] = display
+        problem = text_problem(path.name)
+        if problem:
+            errors.append(GenimgError(
+                f"the file name holds {problem}, which is not text; rename the file", display))
+            continue
         try:
             post = (loader.load(path, display) if loader is not None
                     else load_post(path, defaults, display, grid_limit))

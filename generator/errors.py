@@ -8,6 +8,7 @@ mean 'seed'?)``.
 from __future__ import annotations
 
 import difflib
+import re
 import reprlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ class GenimgError(Exception):
         where = ""
         if self.file:
             where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
-        return f"{where}{self.message}"
+        return one_line(f"{where}{self.message}")
 
 
 class ErrorList(GenimgError):
@@ -53,6 +54,34 @@ class Location:
 
     def error(self, message: str) -> GenimgError:
         return GenimgError(message, self.file, self.line)
+
+
+#: What no text genimg reads or writes may hold: C0 controls but tab and newline, DEL, C1
+#: controls (terminal escapes), lone surrogates (not text: UTF-8 cannot encode them) and
+#: the non-characters XML forbids. Feeds, pages and terminals all choke on them.
+NOT_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_ESCAPED = re.compile("[\n\r\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def text_problem(text: str) -> str | None:
+    """What makes ``text`` unusable (``a control character (\\x01)``), or None."""
+    found = NOT_TEXT.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    what = "a lone surrogate" if "\ud800" <= char <= "\udfff" else "a control character"
+    return f"{what} ({escaped(char)})"
+
+
+def escaped(char: str) -> str:
+    """``\\n``, ``\\x01``, ``\\ud800``: a character as Python would write it."""
+    return repr(char)[1:-1] if char not in "'\"" else char
+
+
+def one_line(text: str) -> str:
+    """``text`` with newlines, control characters and surrogates written as escapes, so a
+    message stays one printable line whatever file name or value it quotes."""
+    return _ESCAPED.sub(lambda m: escaped(m.group()), text)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -16,7 +16,7 @@ import generator
 
 from .config import CONFIG_NAME, dump_default_config, load_config
 from .content import slugify
-from .errors import GenimgError
+from .errors import GenimgError, text_problem
 
 WORKFLOW_PATH = ".github/workflows/genimg.yml"
 
@@ -162,16 +162,25 @@ def init_blog(root: Path, title: str = "My genimg blog",
 
 def new_post(root: Path, title: str, today: dt.date | None = None,
              draft: bool = True) -> Path:
-    """Create ``posts/YYYY-MM-DD-<slug>.md`` with front matter; returns its path."""
-    if not title.strip():
+    """Create ``posts/YYYY-MM-DD-<slug>.md`` with front matter; returns its path.
+
+    The title is made one line (a title has no line breaks, and a line of its own
+    could end the front matter); one that is not text (a terminal that is not UTF-8
+    gives lone surrogates) is refused."""
+    title = " ".join(title.split())
+    if not title:
         raise GenimgError("a post needs a title")
+    problem = text_problem(title)
+    if problem:
+        raise GenimgError(f"the title holds {problem}, which is not text; is the terminal "
+                          "set to UTF-8?")
     if not (root / CONFIG_NAME).is_file() and not (root / "posts").is_dir():
         raise GenimgError(f"not a genimg blog (no {CONFIG_NAME}); run `genimg init` "
                           "or pass -C BLOG", root)
     config = load_config(root)
     date = (today or dt.date.today()).isoformat()
     path = config.posts_dir / f"{date}-{slugify(title)}.md"
-    front = yaml.safe_dump({"title": title.strip()}, allow_unicode=True, width=1000)
+    front = yaml.safe_dump({"title": title}, allow_unicode=True, width=1000)
     front += f"date: {date}\ntags: []\ndraft: {'true' if draft else 'false'}\n"
     _write_new({path: f"---\n{front}---\n\nWrite here.\n"})
     return path

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import Location, did_you_mean, has_type, short_repr, type_name
+from .errors import Location, did_you_mean, has_type, short_repr, text_problem, type_name
 from .modes import MODES, TXT2IMG
 from .samplers import SAMPLERS
 
@@ -69,11 +69,31 @@ class Key:
         if not has_type(value, self.types):
             raise where.error(f"{self.name!r} must be {self.expected or type_name(self.types)}, "
                               f"got {short_repr(value)}")
+        problem = _not_text(value, set())
+        if problem:
+            raise where.error(f"{self.name!r} holds {problem}, which is not text; remove it")
         if self.check is not None and value is not None:
             problem = self.check(self.name, value)
             if problem:
                 raise where.error(problem)
         return self.convert(value) if self.convert is not None else value
+
+
+def _not_text(value: Any, seen: set[int]) -> str | None:
+    """The first string in ``value`` (a string, or strings inside lists and mappings, keys
+    too) that is not text, as ``text_problem`` says. Aliases are walked once: a YAML
+    alias bomb costs nothing."""
+    if isinstance(value, str):
+        return text_problem(value)
+    if not isinstance(value, list | dict) or id(value) in seen:
+        return None
+    seen.add(id(value))
+    items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+    for item in items:
+        problem = _not_text(item, seen)
+        if problem:
+            return problem
+    return None
 
 
 REQUIRED = _REQUIRED
@@ -156,6 +176,12 @@ def _device(name: str, value: Any) -> str | None:
     if value in ("auto", "cpu", "cuda", "mps") or value.startswith("cuda:"):
         return None
     return f"{name!r} must be auto, cpu, cuda, cuda:N or mps, got {short_repr(value)}"
+
+
+def _host_name(name: str, value: Any) -> str | None:
+    if value.strip() and not any(c.isspace() or c in "/:@" for c in value.strip()):
+        return None
+    return f"{name!r} must be a host name like blog.example.com, got {short_repr(value)}"
 
 
 def _words(name: str, value: Any) -> str | None:
@@ -294,7 +320,7 @@ FACE_RESTORER = table(
 PUBLISH = table(
     Key("remote", (str,), "git remote to push to", "origin"),
     Key("branch", (str,), "branch the site is committed to", "gh-pages"),
-    Key("cname", (str, _NONE), "custom domain written to CNAME"),
+    Key("cname", (str, _NONE), "custom domain written to CNAME", check=_host_name),
     Key("message", (str,), "commit message", "Publish site"),
 )
 
