@@ -116,6 +116,8 @@ def info(files: tuple[Path, ...], raw: bool) -> None:
     from .infotext import infotext_to_spec
     from .readers import read_picture
 
+    from .errors import NOT_TEXT, escaped, one_line
+
     failed = False
     for file in files:
         try:
@@ -128,13 +130,14 @@ def info(files: tuple[Path, ...], raw: bool) -> None:
         spec = (infotext_to_spec(picture.infotext) if picture.infotext is not None
                 else adopted.spec)
         if spec is None:
-            click.echo(f"error: {file}: {adopted.why}", err=True)
+            click.echo(f"error: {GenimgError(str(adopted.why), file)}", err=True)
             failed = True
             continue
         if len(files) > 1:
-            click.echo(f"# {file} ({picture.origin})")
-        if raw:
-            click.echo(picture.infotext or picture.texts.get("prompt", ""))
+            click.echo(f"# {one_line(str(file))} ({picture.origin})")
+        if raw:  # a picture is anyone's: its terminal escapes are shown, never obeyed
+            text = picture.infotext or picture.texts.get("prompt", "")
+            click.echo(NOT_TEXT.sub(lambda m: escaped(m.group()), text))
         else:
             click.echo(yaml.safe_dump([spec], allow_unicode=True, sort_keys=False).rstrip())
     if failed:

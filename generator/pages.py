@@ -30,6 +30,7 @@ import generator
 
 from .config import SiteConfig
 from .content import GALLERY_PLACEHOLDER, Post, slugify
+from .errors import NOT_TEXT, GenimgError
 
 FEED_ENTRIES = 20
 
@@ -160,6 +161,8 @@ class PageRenderer:
         self.base_path = f"/{sub_path}/" if sub_path else "/"
         split = urlsplit(config.base_url)
         self.origin = f"{split.scheme}://{split.netloc}" if split.scheme and split.netloc else ""
+        self._template_dirs = [(d / "templates").resolve() for d in theme_dirs(config)]
+        self._template_dirs.append((default_theme_dir() / "templates").resolve())
         loader = jinja2.ChoiceLoader([
             jinja2.FileSystemLoader([str(d / "templates") for d in theme_dirs(config)]),
             jinja2.PrefixLoader(
@@ -207,7 +210,31 @@ class PageRenderer:
                 for gallery in post.galleries]
 
     def _render(self, template: str, **context: Any) -> bytes:
-        return self.env.get_template(template).render(**context).encode("utf-8")
+        # What is no text (a control character from a theme or a post) would make the
+        # feed no XML, and a lone surrogate cannot be encoded: neither is ever written.
+        text = self.env.get_template(template).render(**context)
+        return NOT_TEXT.sub("", text).encode("utf-8")
+
+    def _template_error(self, exc: Exception) -> GenimgError:
+        """A theme's mistake as one line naming the template file and line."""
+        if isinstance(exc, jinja2.TemplateSyntaxError):
+            return GenimgError(f"template error: {exc.message}",
+                               self._shown(exc.filename or exc.name or "?"), exc.lineno)
+        file, line = "?", None
+        tb = exc.__traceback__
+        while tb is not None:  # jinja2 points the frames of template code at the template
+            name = tb.tb_frame.f_code.co_filename
+            if any(Path(name).is_relative_to(d) for d in self._template_dirs):
+                file, line = self._shown(name), tb.tb_lineno
+            tb = tb.tb_next
+        what = exc.message if isinstance(exc, jinja2.TemplateError) else \
+            f"{type(exc).__name__}: {exc}"
+        return GenimgError(f"template error: {what}", file, line)
+
+    def _shown(self, name: str) -> str:
+        path = Path(name)
+        return str(path.relative_to(self.config.root)) if path.is_relative_to(
+            self.config.root) else name
 
     def post_html(self, post: Post, absolute: bool = False) -> str:
         """The post body with each gallery placeholder replaced by its rendered row or grid.
@@ -297,6 +324,10 @@ class PageRenderer:
         try:
             lazy = {name: make() for name, make in page.lazy.items()}
             data = self._render(page.template, **page.context, **lazy)
+        except GenimgError:
+            raise
+        except Exception as exc:  # templates are the theme's code: any error is its own
+            raise self._template_error(exc) from None
         finally:
             self.env.reads = None
         return data, sorted(reads)

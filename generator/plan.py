@@ -20,6 +20,9 @@ from .specs import ImageSpec
 #: Bump when genimg's rendering code changes its output for the same inputs.
 RECIPE_VERSION = 1
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+#: The most pixels a picture read by ``from:`` may have: a 48-megapixel phone photo fits;
+#: a 13000×13000 PNG (480 KB on disk) took 32 s and 4 GB of memory just to preview.
+MAX_SOURCE_PIXELS = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,6 @@ class Planner:
         self.by_id: dict[str, ImageSpec] = {}
         self.id_key: dict[str, str] = {}
         self.shown_key: dict[Location, str] = {}
-        self._visiting: list[str] = []
         self._cycles: set[frozenset[str]] = set()
 
     def plan(self, images: list[ImageSpec]) -> Plan:
@@ -122,25 +124,37 @@ class Planner:
         return Plan(self.nodes, self.shown_key, self.id_key)
 
     def _key_of(self, spec: ImageSpec) -> str:
-        """Key of the picture ``spec`` shows; adds it and its ancestors to the plan."""
-        if spec.id is not None and spec.id in self.id_key:
-            return self.id_key[spec.id]
-        if spec.id is not None:
-            if spec.id in self._visiting:
-                members = self._visiting[self._visiting.index(spec.id):]
-                cycle = " -> ".join(short_repr(m)[1:-1] for m in [*members, spec.id])
-                where = spec.at("from")
+        """Key of the picture ``spec`` shows; adds it and its ancestors to the plan.
+
+        A ``from:`` chain is walked up in a loop and keyed from its top down, so a chain
+        of thousands of pictures needs no deeper recursion than one of two."""
+        chain = self._chain(spec)
+        key = ""
+        for link in reversed(chain):
+            key = self.id_key.get(link.id or "") or self._add(link)
+            if link.id is not None:
+                self.id_key[link.id] = key
+        return key
+
+    def _chain(self, spec: ImageSpec) -> list[ImageSpec]:
+        """``spec`` and the pictures its ``from:`` reads, up to one already keyed or one
+        made from nothing or a file; a ``from:`` back into the chain is a cycle."""
+        chain = [spec]
+        at = {spec.id: 0}  # id -> its place in the chain
+        while MODES[chain[-1].mode].source and chain[-1].source in self.by_id:
+            parent = self.by_id[chain[-1].source or ""]
+            if parent.id in self.id_key:
+                break
+            if parent.id in at:
+                ids = [link.id for link in chain[at[parent.id]:]]
+                members = [m for m in ids if m is not None]
+                cycle = " -> ".join(short_repr(m)[1:-1] for m in [*members, parent.id])
+                where = parent.at("from")
                 raise _CycleError(f"'from:' references form a cycle: {cycle}", where.file,
                                   where.line, frozenset(members))
-            self._visiting.append(spec.id)
-        try:
-            key = self._add(spec)
-        finally:
-            if spec.id is not None:
-                self._visiting.pop()
-        if spec.id is not None:
-            self.id_key[spec.id] = key
-        return key
+            at[parent.id] = len(chain)
+            chain.append(parent)
+        return chain
 
     def _add(self, spec: ImageSpec) -> str:
         if spec.restore_faces:
@@ -226,13 +240,27 @@ class _CycleError(GenimgError):
 
 
 def _check_image(path: Path, where: Location, label: str) -> None:
+    """A picture PIL can read, and not too big to render from (``MAX_SOURCE_PIXELS``)."""
+    import warnings
+
     from PIL import Image
 
+    limit = f"a picture read by 'from:' may have at most {MAX_SOURCE_PIXELS // 10**6} " \
+        "megapixels; make it smaller"
     try:
-        with Image.open(path) as image:
-            image.verify()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                image.verify()
+    except Image.DecompressionBombError:
+        raise where.error(f"{label} has over {2 * (Image.MAX_IMAGE_PIXELS or 0) // 10**6} "
+                          f"megapixels: {limit}") from None
     except Exception:  # PIL raises many types for "not an image"
         raise where.error(f"{label} is not a readable image") from None
+    if width * height > MAX_SOURCE_PIXELS:
+        raise where.error(f"{label} is {width}×{height} pixels "
+                          f"({width * height / 10**6:.0f} megapixels): {limit}")
 
 
 def _unique(errors: list[GenimgError]) -> list[GenimgError]:

@@ -95,16 +95,19 @@ def check_renderable(misses: list[Node]) -> None:
 
 
 def _source_image(node: Node, cache: Cache) -> Image.Image | None:
+    """The picture a node is made from, RGB; a photo turned upright as its EXIF says (a
+    phone stores a portrait photo sideways, with an orientation tag)."""
     if node.parent:
         data = cache.read_bytes(node.parent)
     elif node.file is not None:
         data = node.file.read_bytes()
     else:
         return None
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     with Image.open(io.BytesIO(data)) as image:
-        return image.convert("RGB")
+        upright = ImageOps.exif_transpose(image) if node.file is not None else image
+        return upright.convert("RGB")
 
 
 def _task(node: Node, source: Image.Image | None) -> RenderTask:
