@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic import DiskFull, read_json_dict, remove_temp_files, write_atomic
+from .atomic import TEMP_SUFFIX, DiskFull, read_json_dict, remove_temp_files, write_atomic
 from .errors import GenimgError
 
 #: What a sidecar must hold to make its entry usable.
@@ -36,6 +36,10 @@ class CorruptEntry(GenimgError):
 
 #: Machine-local index of sidecars (see the module docstring); never part of an entry.
 INDEX_NAME = "state/entries.json"
+#: What genimg writes in its cache folder, which may be shared with other projects: only
+#: these are swept of the temp files a killed build left.
+OWN_FOLDERS = ("objects", "derived", "state")
+OWN_FILES = ("hashes.json", "fingerprints.json")
 
 
 @dataclass(frozen=True)
@@ -210,8 +214,15 @@ class Cache:
                 yield side.stem
 
     def remove_temp_files(self) -> int:
-        """Sweep the temp files killed writers left; call only while holding ``lock()``."""
-        return remove_temp_files(self.dir)
+        """Sweep the temp files killed writers left in genimg's own folders and files
+        (``OWN_FOLDERS``, ``OWN_FILES``); call only while holding ``lock()``."""
+        removed = sum(remove_temp_files(self.dir / folder) for folder in OWN_FOLDERS)
+        for name in OWN_FILES:
+            for path in self.dir.glob(f".{name}.*{TEMP_SUFFIX}"):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed += 1
+        return removed
 
     @contextlib.contextmanager
     def lock(self, wait: float = 0.0) -> Iterator[None]:

@@ -104,7 +104,15 @@ def _check_folders(root: Path, values: dict[str, Any], at: Any, written: Any) ->
             raise at(key).error(
                 f"{key} must be a usable folder path, got {short_repr(str(values[key]))}"
             ) from None
+    for key in ("posts_dir", "theme_dir"):  # `posts_dir: /` walked the whole disk
+        if resolved[key] != root and root.is_relative_to(resolved[key]):
+            raise at(key).error(f"{key} ({resolved[key]}) must not be above the blog folder")
     out = resolved["output_dir"]
+    static = resolved["theme_dir"] / "static"  # copied into the site, as it is
+    for key in ("output_dir", "cache_dir"):
+        if resolved[key].is_relative_to(static):
+            raise at(key).error(f"{key} ({resolved[key]}) must not be inside the theme's "
+                                f"static folder ({static}): it is copied into the site")
     if root == out or root.is_relative_to(out):
         raise at("output_dir").error(
             f"output_dir must not be the blog folder or above it ({out}): the build deletes "
@@ -162,7 +170,17 @@ def load_config(root: Path) -> SiteConfig:
 
 def _folders(root: Path, data: Mapping[str, Any]) -> dict[str, Any]:
     """The four folders, absolute (relative ones are below the blog)."""
-    return {key: root / data.get(key, schema.CONFIG[key].default) for key in schema.FOLDER_KEYS}
+    return {key: config_path(root, data.get(key, schema.CONFIG[key].default))
+            for key in schema.FOLDER_KEYS}
+
+
+def config_path(root: Path, value: str) -> Path:
+    """A path written in genimg.yaml: ``~`` is the home folder, a relative path is below
+    the blog."""
+    try:
+        return root / Path(value).expanduser()
+    except RuntimeError:  # ``~name`` of no known user: a folder of that name, as written
+        return root / value
 
 
 def _models(data: Mapping[str, Any], where: Location) -> Mapping[str, ModelConfig]:
@@ -192,8 +210,9 @@ def _face_restorer(root: Path, face: Mapping[str, Any], where: Location) -> Face
     options_at = Location(where.file, face_lines.get("options", where.line))
     schema.check_keys(options, RENDERERS["faces"].option_table(), "face_restorer option",
                       options_at, key_lines_of(options))
-    return FaceRestorerConfig(model=root / face["model"], detection=root / face["detection"],
-                              parsing=root / face["parsing"],
+    return FaceRestorerConfig(model=config_path(root, face["model"]),
+                              detection=config_path(root, face["detection"]),
+                              parsing=config_path(root, face["parsing"]),
                               options=MappingProxyType(dict(options)))
 
 

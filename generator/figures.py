@@ -86,7 +86,9 @@ class Figures(Mapping[Location, dict[str, Any]]):
         root_node = node if node.file else plan.nodes.get(node.parent or "", node)
         if root_node.file is None:
             return None, None
-        name = f"images/source-{root_node.key[:8]}-{root_node.file.name}"
+        # '#' and '?' would end a URL's path: the copy's name has none (the label keeps them)
+        safe = root_node.file.name.replace("#", "-").replace("?", "-")
+        name = f"images/source-{root_node.key[:8]}-{safe}"
         self.sources[name] = root_node.file
         return name, root_node.file.name
 

@@ -167,6 +167,9 @@ class ModelResolver:
                 return self._record(cfg, ModelRef(cfg.name, "file", str(path), fp, config=config))
             return self._missing(cfg, f"the file {path} does not exist")
         if path.is_dir():
+            if not (path / "model_index.json").is_file():  # `model: /usr/` hashed 3,035 files
+                raise GenimgError(f"{path} is not a diffusers model folder (it has no "
+                                  "model_index.json)")
             return self._record(cfg, ModelRef(cfg.name, "folder", str(path),
                                               self._folder_hash(path)))
         if source.startswith((".", "/", "~")):

@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import generator
 
@@ -100,9 +102,22 @@ def _rev(root: Path, ref: str) -> str | None:
     return _out(done) if done.returncode == 0 else None
 
 
+def shown_remote(remote: str) -> str:
+    """``remote`` as genimg prints it: a URL without its ``user:token@`` (git strips it
+    from its own messages; genimg must not print it back)."""
+    if "://" not in remote:
+        return remote
+    parts = urlsplit(remote)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+def _is_named(remote: str) -> bool:
+    return not ("/" in remote or ":" in remote or remote.startswith("."))
+
+
 def _check_remote(root: Path, remote: str) -> None:
     """A named remote must exist; URLs and paths are left to ``git push`` to judge."""
-    if "/" in remote or ":" in remote or remote.startswith("."):
+    if not _is_named(remote):
         return
     if _git(root, "remote", "get-url", remote, check=False).returncode != 0:
         raise _refuse(f"this repository has no git remote named {remote!r}; add one with "
@@ -126,15 +141,42 @@ def site_tree(root: Path, git_dir: str, site: Path, cname: str | None) -> tuple[
         return _out(_git(site, *base, "write-tree", env=env)), files
 
 
+def _check_branch(root: Path, remote: str, branch: str) -> None:
+    """Refuse to publish onto a branch that holds the sources: one checked out (here or in
+    another worktree), or the upstream of the branch checked out."""
+    listing = _out(_git(root, "worktree", "list", "--porcelain", check=False))
+    if f"branch refs/heads/{branch}" in listing.splitlines():
+        raise _refuse(f"{branch} is checked out (it holds your sources?): publishing would "
+                      f"replace them with the site; set 'publish: branch:' to another branch, "
+                      "like gh-pages")
+    head = _git(root, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+    if head.returncode != 0:
+        return
+    current = _out(head)
+    upstream_remote = _out(_git(root, "config", f"branch.{current}.remote", check=False))
+    merge = _out(_git(root, "config", f"branch.{current}.merge", check=False))
+    same_remote = upstream_remote == remote or (upstream_remote and _out(_git(
+        root, "remote", "get-url", upstream_remote, check=False)) == remote)
+    if same_remote and merge == f"refs/heads/{branch}":
+        raise _refuse(f"{shown_remote(remote)}/{branch} is the upstream of {current}, the "
+                      "branch checked out: publishing would replace your sources with the "
+                      "site; set 'publish: branch:' to another branch, like gh-pages")
+
+
 def _push_error(remote: str, branch: str, stderr: bytes) -> GenimgError:
-    text = stderr.decode(errors="replace")
+    text = stderr.decode(errors="replace").replace(remote, shown_remote(remote))
+    shown = shown_remote(remote)
     if "[rejected]" in text or "non-fast-forward" in text or "fetch first" in text:
+        # a URL or path has no remote-tracking branch: fetch into the local branch itself
+        fetch = (f"git fetch {remote}" if _is_named(remote) else
+                 f"git fetch {shlex.quote(shown)} +{branch}:refs/heads/{branch}")
         return _refuse(
-            f"{remote} rejected the push: its {branch} has commits your local {branch} lacks "
-            f"(published from elsewhere?); run `git fetch {remote}` and publish again")
+            f"{shown} rejected the push: its {branch} has commits your local {branch} lacks "
+            f"(published from elsewhere?); run `{fetch}` and publish again")
+    last = _last_line(text.encode())
     if "does not appear to be a git repository" in text or "Could not read from remote" in text:
-        return _refuse(f"cannot push to {remote!r}: {_last_line(stderr)}")
-    return _refuse(f"pushing to {remote} failed: {_last_line(stderr)}")
+        return _refuse(f"cannot push to {shown!r}: {last}")
+    return _refuse(f"pushing to {shown} failed: {last}")
 
 
 def _commit_message(root: Path, config: SiteConfig) -> str:
@@ -156,6 +198,7 @@ def publish_site(root: Path, remote: str | None = None, frozen: bool = False,
         raise _refuse(f"{root} is not in a git repository; run `git init` and add a remote")
     git_dir = _out(done)
     _check_remote(root, remote)
+    _check_branch(root, remote, branch)
     report = None
     if build:
         try:
@@ -199,7 +242,7 @@ def publish_site(root: Path, remote: str | None = None, frozen: bool = False,
             raise _push_error(remote, branch, pushed.stderr + pushed.stdout)
     if local != tip:
         _git(root, "update-ref", f"refs/heads/{branch}", tip, *([local] if local else []))
-    return PublishResult(remote, branch, tip, changed, files, report)
+    return PublishResult(shown_remote(remote), branch, tip, changed, files, report)
 
 
 def _is_ancestor(root: Path, older: str, newer: str) -> bool:

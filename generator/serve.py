@@ -9,6 +9,7 @@ inside ``site/``: ``..``, percent-encoded dots and symlinks out of the site get 
 from __future__ import annotations
 
 import html
+import ipaddress
 import json
 import mimetypes
 import threading
@@ -16,7 +17,7 @@ import traceback
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from .build import BuildOptions, build_site
 from .config import CONFIG_NAME, load_config
@@ -98,27 +99,64 @@ def resolve(site: Path, base: str, url: str) -> tuple[int, Path | str | None]:
     if "\0" in rel or "\\" in rel or ".." in parts:
         return 403, None
     root = site.resolve()
-    target = root.joinpath(*parts).resolve()  # follows symlinks, so they are checked too
-    if target.is_dir():
-        if not path.endswith("/"):
-            return 301, path + "/"
-        target = (target / "index.html").resolve()
-    if not target.is_relative_to(root):
-        return 403, None
-    return (200, target) if target.is_file() else (404, None)
+    try:
+        target = root.joinpath(*parts).resolve()  # follows symlinks, so they are checked too
+        if target.is_dir():
+            if not path.endswith("/"):
+                return 301, path + "/"
+            target = (target / "index.html").resolve()
+        if not target.is_relative_to(root):
+            return 403, None
+        return (200, target) if target.is_file() else (404, None)
+    except OSError:  # a name too long for the disk, a symlink loop: no such page
+        return 404, None
+
+
+def host_allowed(host_header: str | None, bound: str) -> bool:
+    """Only a request addressed to this machine: an IP address, a loopback name, or the
+    name the server was bound to. A DNS-rebinding page's requests carry its own domain
+    name, and must not read drafts or the build's tracebacks."""
+    if not host_header:
+        return True  # HTTP/1.0 without Host: no browser sends that
+    host = host_header.strip().lower()
+    if host.startswith("["):  # [::1]:8000
+        host = host[1:host.find("]")]
+    elif host.count(":") == 1:  # localhost:8000
+        host = host.partition(":")[0]
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    return host in ("localhost", bound.lower()) or host.endswith(".localhost")
+
+
+def url_path(base_path: str) -> str:
+    """The base path as requests spell it: percent-encoded (``/博客/`` is
+    ``/%E5%8D%9A%E5%AE%A2/``), and as such in a Location header, which must be ASCII."""
+    return quote(unquote(base_path), safe="/!$&'()*+,;=:@~")
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def do_GET(self) -> None:
+        if not self._host_ok(head=False):
+            return
         if urlsplit(self.path).path == EVENTS_PATH:
             self._events()
         else:
             self._file(head=False)
 
     def do_HEAD(self) -> None:
-        self._file(head=True)
+        if self._host_ok(head=True):
+            self._file(head=True)
+
+    def _host_ok(self, head: bool) -> bool:
+        if host_allowed(self.headers.get("Host"), self.server.bound):
+            return True
+        self._send(403, b"403 forbidden: unknown Host\n", "text/plain", head)
+        return False
 
     def log_message(self, format: str, *args: object) -> None:  # quiet, like a dev server
         pass
@@ -188,6 +226,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     site: Path
     base: str
+    bound: str  # the host name the user asked to listen on
     state: LiveState
 
 
@@ -208,6 +247,7 @@ class DevServer:
         except OSError as exc:
             raise GenimgError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
         self.httpd.state = self.state
+        self.httpd.bound = host
         self._point_at()
         self._threads: list[threading.Thread] = []
         self._serving = False
@@ -220,7 +260,7 @@ class DevServer:
 
     def _point_at(self) -> None:
         self.httpd.site = self.config.output_dir
-        self.httpd.base = self.config.base_path
+        self.httpd.base = url_path(self.config.base_path)
 
     def rebuild(self) -> None:
         """One build; its error (if any) goes to the terminal and to every open page."""

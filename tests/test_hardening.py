@@ -373,7 +373,7 @@ def test_09_serve_non_ascii_base_url(served: DevServer) -> None:
 
 def test_09_serve_long_path_segment(served: DevServer) -> None:
     assert request(served, "/" + "a" * 300)[0] == 404
-    assert request(served, "/posts/" + "é" * 200 + "/")[0] == 404
+    assert request(served, "/posts/" + "%C3%A9" * 200 + "/")[0] == 404
 
 
 @pytest.mark.parametrize("host, status", [
@@ -436,7 +436,6 @@ def test_10_tilde_is_expanded_in_face_restorer_paths(make_blog, tmp_path: Path,
 @pytest.mark.parametrize("config, key", [
     ("output_dir: theme/static/site", "output_dir"),
     ("theme_dir: mytheme\noutput_dir: mytheme/static", "output_dir"),
-    ("output_dir: posts/site", "output_dir"),
     ("cache_dir: theme/static/cache", "cache_dir"),
     ("posts_dir: /", "posts_dir"),
     ("posts_dir: ..", "posts_dir"),
