@@ -148,7 +148,10 @@ class Planner:
             if parent.id in at:
                 ids = [link.id for link in chain[at[parent.id]:]]
                 members = [m for m in ids if m is not None]
-                cycle = " -> ".join(short_repr(m)[1:-1] for m in [*members, parent.id])
+                names = [short_repr(m)[1:-1] for m in [*members, parent.id]]
+                if len(names) > 9:  # a cycle of a thousand is still one short line
+                    names[4:-4] = [f"({len(names) - 8} more)"]
+                cycle = " -> ".join(names)
                 where = parent.at("from")
                 raise _CycleError(f"'from:' references form a cycle: {cycle}", where.file,
                                   where.line, frozenset(members))

@@ -83,7 +83,7 @@ def inject(page: bytes, generation: int, error: str | None) -> bytes:
                           "generation": generation}
     at = page.lower().rfind(b"</body>")
     at = len(page) if at < 0 else at
-    return page[:at] + snippet.encode() + page[at:]
+    return page[:at] + snippet.encode("utf-8", "backslashreplace") + page[at:]
 
 
 def resolve(site: Path, base: str, url: str) -> tuple[int, Path | str | None]:

@@ -9,6 +9,7 @@ RecursionError...), and every error is one short line per problem naming file an
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -25,11 +27,12 @@ from PIL import Image
 
 from generator.config import load_config
 from generator.content import load_post, load_posts, parse_gallery
-from generator.errors import ErrorList, GenimgError, Location
+from generator.errors import NOT_TEXT, ErrorList, GenimgError, Location, text_problem
 from generator.models import ModelResolver
 from generator.plan import Planner
 from generator.samplers import SAMPLERS
-from generator.schema import FRONT_MATTER, GALLERY, PRESENTATION_KEYS, SPEC
+from generator.pages import PageRenderer
+from generator.schema import CONFIG, FRONT_MATTER, GALLERY, PRESENTATION_KEYS, PUBLISH, SPEC
 from generator.specs import DEFAULTS, ImageSpec, parse_image
 from tests.helpers import plan_key
 
@@ -95,6 +98,7 @@ def check_error(exc: GenimgError, file: str) -> None:
     for line in lines:
         assert pattern.match(line), line
         assert len(line) < 400, line
+        assert not NOT_TEXT.search(line), line  # printable whatever it quotes
 
 
 @pytest.fixture(scope="module")
@@ -405,3 +409,149 @@ def test_fragments_cover_every_spec_key():
     """The random YAML is glued from KEYS: every key of a gallery block and of front matter
     must be there too (those of an image are, by construction), or the fuzz never writes it."""
     assert {*GALLERY, *FRONT_MATTER} <= set(KEYS)
+
+
+# --- issue 19: text that is not text, folders, deep chains ---------------------------------
+
+#: Text with what is no text mixed in: lone surrogates, C0 and C1 controls, DEL.
+hostile_text = st.text(alphabet=st.one_of(
+    st.characters(categories=["Cs", "Cc"]), st.sampled_from("ab é美\t\n#[]:-")), max_size=12)
+
+
+def _string_keys(table: Any) -> list[str]:
+    return [name for name, key in table.items() if str in key.types]
+
+
+def _assert_refused_if_not_text(value: str, call: Any, file: str) -> None:
+    """``call()`` refuses ``value`` when it is not text (naming file and line), and what
+    it reports is one printable line per problem."""
+    try:
+        call()
+    except GenimgError as exc:
+        check_error(exc, file)
+        if text_problem(value):
+            assert "which is not text" in str(exc), str(exc)
+    else:
+        assert text_problem(value) is None, repr(value)
+
+
+@FUZZ
+@given(key=st.sampled_from(_string_keys(SPEC)), value=hostile_text)
+def test_every_spec_string_refuses_what_is_not_text(blog, key, value):
+    spec = {"prompt": "x", "mode": "restore" if key == "from" else "txt2img", key: value}
+    text = "```gallery\n- " + "\n  ".join(f"{k}: {json.dumps(v)}" for k, v in spec.items())
+    path = blog / "posts" / "2022-10-30-text.md"
+    path.write_text(f"---\ntitle: T\n---\n\n{text}\n```\n", encoding="utf-8")
+    if key == "from":
+        (blog / "posts" / "x.png").unlink(missing_ok=True)
+    _assert_refused_if_not_text(value, lambda: load_post(path, {}, "posts/p.md"), "posts/p.md")
+
+
+@FUZZ
+@given(key=st.sampled_from(_string_keys(FRONT_MATTER) + ["tags", "extra"]), value=hostile_text)
+def test_every_front_matter_string_refuses_what_is_not_text(blog, key, value):
+    shown = {"tags": [value], "extra": {"k": [value]}}.get(key, value)
+    path = blog / "posts" / "2022-10-30-front.md"
+    path.write_text(f"---\n{key}: {json.dumps(shown)}\n---\n\nText.\n", encoding="utf-8")
+    _assert_refused_if_not_text(value, lambda: load_post(path, {}, "posts/p.md"), "posts/p.md")
+
+
+CONFIG_STRINGS = [(None, k) for k in _string_keys(CONFIG)] + [
+    ("publish", k) for k in _string_keys(PUBLISH)] + [("models", "m")]
+
+
+@FUZZ
+@given(where=st.sampled_from(CONFIG_STRINGS), value=hostile_text)
+def test_every_config_string_refuses_what_is_not_text(where, value):
+    section, key = where
+    data = {key: value} if section is None else {section: {key: value}}
+    root = Path(tempfile.mkdtemp(prefix="genimg-fuzz-text-"))
+    try:
+        (root / "genimg.yaml").write_text(json.dumps(data), encoding="utf-8")
+        _assert_refused_if_not_text(value, lambda: load_config(root), "genimg.yaml")
+    finally:
+        shutil.rmtree(root)
+
+
+@FUZZ
+@given(title=st.text(max_size=20).filter(lambda t: t.strip() and not text_problem(t)),
+       body=st.text(alphabet=st.one_of(st.characters(codec="utf-8"),
+                                       st.sampled_from("&#12;\x0b\x0c\x1b")), max_size=60))
+def test_feed_is_always_xml(blog, title, body):
+    path = blog / "posts" / "2022-10-30-feed.md"
+    path.write_text(f"---\ntitle: {json.dumps(title)}\n---\n\n{body}\n", encoding="utf-8",
+                    errors="surrogatepass")
+    try:
+        post = load_post(path, {}, "posts/p.md")
+    except GenimgError as exc:
+        check_error(exc, "posts/p.md")
+        return
+    renderer = PageRenderer(load_config(blog), {})
+    page = next(p for p in renderer.pages([post]) if p.path == "feed.xml")
+    ElementTree.fromstring(renderer.render(page)[0])
+
+
+FOLDER_VALUES = [".", "..", "/", "~", "~/elsewhere", "posts", "site", ".genimg", "theme",
+                 "theme/static", "theme/static/site", "site/x", "posts/x", ".genimg/x",
+                 "../elsewhere", "sub/../site", "theme/templates"]
+
+
+@FUZZ
+@given(folders=st.dictionaries(st.sampled_from(["posts_dir", "output_dir", "cache_dir",
+                                                "theme_dir"]), st.sampled_from(FOLDER_VALUES)))
+def test_every_config_folder_relation(folders, tmp_path_factory):
+    """Whatever the four folders are, the config is refused (one line naming one of them)
+    or none can harm another: nothing the build deletes or copies holds the blog, the
+    posts, the cache or the theme, and no folder reaches above the blog to walk."""
+    base = tmp_path_factory.mktemp("folders")
+    root = base / "blog"
+    root.mkdir()
+    (root / "genimg.yaml").write_text(json.dumps(folders))
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("HOME", str(base / "home"))
+            config = load_config(root)
+    except GenimgError as exc:
+        check_error(exc, "genimg.yaml")
+        assert any(key in str(exc) for key in ("posts_dir", "output_dir", "cache_dir",
+                                               "theme_dir")), str(exc)
+        return
+    posts, out = config.posts_dir.resolve(), config.output_dir.resolve()
+    cache, theme = config.cache_dir.resolve(), config.theme_dir.resolve()
+    assert all("~" not in p.parts for p in (posts, out, cache, theme))
+    assert not root.is_relative_to(out) and not root.is_relative_to(cache)
+    for other in (posts, cache, theme):
+        assert not other.is_relative_to(out)
+    assert not posts.is_relative_to(cache)
+    for folder in (posts, theme):
+        assert folder == root or not root.is_relative_to(folder)
+    for folder in (out, cache):
+        assert not folder.is_relative_to(theme / "static")
+
+
+@settings(FUZZ, max_examples=min(FUZZ.max_examples, 25))
+@given(length=st.integers(min_value=1, max_value=1500), data=st.data())
+def test_deep_chains_plan_or_fail_clearly(blog, length, data):
+    """A ``from:`` chain of any length, listed in any order, with a cycle or a broken link
+    anywhere: planned, or refused with one line per problem (never a RecursionError)."""
+    specs = []
+    order = data.draw(st.permutations(range(length))) if length < 50 else \
+        data.draw(st.sampled_from([list(range(length)), list(reversed(range(length)))]))
+    broken = data.draw(st.sampled_from([None, "model", "cycle"]))
+    bad = data.draw(st.integers(min_value=0, max_value=length - 1))
+    for line, i in enumerate(order, start=10):
+        raw: dict[str, Any] = {"id": f"c{i}", "prompt": "p"}
+        if i:
+            raw.update({"mode": "img2img", "from": f"c{i - 1}"})
+        if i == bad and broken == "model":
+            raw["model"] = "nope"
+        if i == 0 and broken == "cycle":
+            raw.update({"mode": "img2img", "from": f"c{bad}"})
+        specs.append(parse_image(raw, Location("posts/2022-10-30-fuzz.md", line)))
+    try:
+        plan = Planner(blog, ModelResolver(load_config(blog), preview=True)).plan(specs)
+    except GenimgError as exc:
+        check_error(exc, "posts/2022-10-30-fuzz.md")
+        assert broken is not None
+    else:
+        assert broken is None and len(plan.nodes) == length

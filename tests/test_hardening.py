@@ -183,6 +183,16 @@ def test_03_lone_surrogate_is_refused_before_writing(make_blog, field: str) -> N
     assert not list((root / ".genimg").rglob("*.png"))
 
 
+@pytest.mark.parametrize("served", ["title: S\nbase_url: /\n"], indirect=True)
+def test_03_serve_answers_while_a_post_holds_a_surrogate(served: DevServer) -> None:
+    post = served.root / "posts" / POST
+    post.write_text(SURROGATE_CASES["title"])
+    served.rebuild()
+    status, _, body = request(served, "/")
+    assert status == 200 and b"genimg: the build failed" in body
+    assert b"\\uD800" in body or b"\\ud800" in body
+
+
 def test_03_post_file_name_that_is_not_utf8(make_blog) -> None:
     root = make_blog({})
     os.makedirs(root / "posts", exist_ok=True)
