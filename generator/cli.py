@@ -113,10 +113,10 @@ def info(files: tuple[Path, ...], raw: bool) -> None:
     import yaml
 
     from .adopt import adopt
+    from .errors import NOT_TEXT, escaped, one_line
     from .infotext import infotext_to_spec
     from .readers import read_picture
 
-    from .errors import NOT_TEXT, escaped, one_line
 
     failed = False
     for file in files:

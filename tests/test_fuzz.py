@@ -29,9 +29,9 @@ from generator.config import load_config
 from generator.content import load_post, load_posts, parse_gallery
 from generator.errors import NOT_TEXT, ErrorList, GenimgError, Location, text_problem
 from generator.models import ModelResolver
+from generator.pages import PageRenderer
 from generator.plan import Planner
 from generator.samplers import SAMPLERS
-from generator.pages import PageRenderer
 from generator.schema import CONFIG, FRONT_MATTER, GALLERY, PRESENTATION_KEYS, PUBLISH, SPEC
 from generator.specs import DEFAULTS, ImageSpec, parse_image
 from tests.helpers import plan_key
@@ -448,7 +448,7 @@ def test_every_spec_string_refuses_what_is_not_text(blog, key, value):
 
 
 @FUZZ
-@given(key=st.sampled_from(_string_keys(FRONT_MATTER) + ["tags", "extra"]), value=hostile_text)
+@given(key=st.sampled_from([*_string_keys(FRONT_MATTER), "tags", "extra"]), value=hostile_text)
 def test_every_front_matter_string_refuses_what_is_not_text(blog, key, value):
     shown = {"tags": [value], "extra": {"k": [value]}}.get(key, value)
     path = blog / "posts" / "2022-10-30-front.md"
