@@ -219,7 +219,7 @@ CASES: dict[str, tuple[dict[str, str | bytes], list[tuple[str, int, str]]]] = {
         [(BAD, L(2), "'from: /etc/passwd' points outside the blog folder")]),
     "from: a NUL byte": (
         {BAD: gallery('- mode: restore\n  from: "a\\0b.png"\n')},
-        [(BAD, L(2), "from: 'a\\x00b.png' is not a usable file name")]),
+        [(BAD, L(2), "'from' holds a control character (\\x00), which is not text")]),
     "from: a text file": (
         {BAD: gallery("- mode: img2img\n  prompt: b\n  from: notes.txt\n")},
         [(BAD, L(3), "'from: notes.txt' is not a readable image")]),

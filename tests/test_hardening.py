@@ -305,6 +305,14 @@ def test_07_deep_from_chain_with_an_error_reports_it(make_blog) -> None:
     assert "unknown model 'nope'" in result.stderr
 
 
+def test_07_long_from_cycle_is_one_short_line(make_blog) -> None:
+    post = chain_post(200).replace("- id: c0\n  prompt: p\n",
+                                   "- id: c0\n  mode: img2img\n  from: c199\n  prompt: p\n")
+    root = make_blog({POST: post}, config=CHAIN_CONFIG)
+    line = one_error(genimg("check", "-C", root), "form a cycle", "(193 more)")
+    assert len(line) < 200
+
+
 # --- 8: YAML bomb in the config --------------------------------------------------------------
 
 
