@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from .build import BuildOptions, build_site
 from .config import CONFIG_NAME, load_config
-from .errors import GenimgError
+from .errors import GenimgError, one_line
 from .progress import Progress
 
 EVENTS_PATH = "/__genimg__/events"
@@ -293,14 +293,21 @@ class DevServer:
                 return Path(path).name == CONFIG_NAME
             return default(change, path) and not any(Path(path).is_relative_to(d) for d in ours)
 
-        for changes in watchfiles.watch(*paths, watch_filter=wanted, stop_event=self._stop,
-                                        recursive=recursive, yield_on_timeout=True,
-                                        rust_timeout=100, debounce=400, raise_interrupt=False):
-            ready.set()  # the first (empty) yield: the watch is in place
-            if changes:
-                names = sorted({Path(p).name for _, p in changes})
-                self.log(f"changed: {', '.join(names[:5])}{' …' if len(names) > 5 else ''}")
-                self.rebuild()
+        while not self._stop.is_set():
+            try:
+                for changes in watchfiles.watch(
+                        *paths, watch_filter=wanted, stop_event=self._stop, recursive=recursive,
+                        yield_on_timeout=True, rust_timeout=100, debounce=400,
+                        raise_interrupt=False):
+                    ready.set()  # the first (empty) yield: the watch is in place
+                    if changes:
+                        names = sorted({one_line(Path(p).name) for _, p in changes})
+                        self.log(f"changed: {', '.join(names[:5])}"
+                                 f"{' …' if len(names) > 5 else ''}")
+                        self.rebuild()
+            except Exception as exc:  # a file name that is not UTF-8 stops the watcher
+                self.error_log(f"warning: watching again after: {one_line(str(exc))}")
+                self.rebuild()  # what changed is not known: build, then watch anew
 
     def start(self) -> str:
         """Build once, then serve and watch in background threads; returns the URL."""

@@ -184,13 +184,22 @@ def test_03_lone_surrogate_is_refused_before_writing(make_blog, field: str) -> N
 
 
 @pytest.mark.parametrize("served", ["title: S\nbase_url: /\n"], indirect=True)
-def test_03_serve_answers_while_a_post_holds_a_surrogate(served: DevServer) -> None:
-    post = served.root / "posts" / POST
-    post.write_text(SURROGATE_CASES["title"])
+def test_03_serve_answers_while_an_error_names_a_file_that_is_not_utf8(
+        served: DevServer) -> None:
+    name = os.fsencode(served.root / "posts") + b"/2024-01-02-caf\xe9.md"
+    with open(name, "w", encoding="utf-8") as fh:
+        fh.write("---\ntitle: [\n---\n")
     served.rebuild()
     status, _, body = request(served, "/")
     assert status == 200 and b"genimg: the build failed" in body
-    assert b"\\uD800" in body or b"\\ud800" in body
+    assert b"caf\\udce9" in body
+    time.sleep(1)  # the watcher met the name it cannot decode; it must still watch
+    generation = served.state.generation
+    (served.root / "posts" / POST).write_text(TEXT_POST.replace("Text", "Edited"))
+    deadline = time.monotonic() + 15
+    while served.state.generation == generation and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert served.state.generation > generation
 
 
 def test_03_post_file_name_that_is_not_utf8(make_blog) -> None:

@@ -87,11 +87,13 @@ def test_defaults_merge_under_the_image() -> None:
 
 # --- cache key properties -------------------------------------------------------------
 
-prompts = st.text(min_size=1, max_size=40).filter(lambda s: s.strip())
+#: Text as a value may hold it: no lone surrogates, no control characters (issue 19).
+TEXT = st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff")
+prompts = st.text(TEXT, min_size=1, max_size=40).filter(lambda s: s.strip())
 base_specs = st.fixed_dictionaries(
     {"prompt": prompts, "seed": st.integers(0, SEED_MAX)},
     optional={
-        "negative_prompt": st.text(max_size=20),
+        "negative_prompt": st.text(TEXT, max_size=20),
         "sampler": st.sampled_from(sorted(SAMPLERS)),
         "steps": st.integers(1, 150),
         "cfg": st.floats(0, 30, allow_nan=False),
@@ -103,7 +105,7 @@ base_specs = st.fixed_dictionaries(
 )
 presentation = st.fixed_dictionaries(
     {}, optional={"id": st.from_regex(r"[a-z][a-z0-9-]{0,10}", fullmatch=True),
-                  "caption": st.text(max_size=20), "alt": st.text(max_size=20)})
+                  "caption": st.text(TEXT, max_size=20), "alt": st.text(TEXT, max_size=20)})
 
 
 @settings(max_examples=200, deadline=None)
