@@ -344,6 +344,10 @@ BOMB_CONFIGS = {
 
 @pytest.mark.parametrize("where", BOMB_CONFIGS)
 def test_08_yaml_alias_bomb_in_the_config(tmp_path: Path, where: str) -> None:
+    """A guard: every probe of this attack (a billion laughs as an unknown option, as an
+    option's value, as a model's config) was already one short line on ``main``; the
+    checks added since (``schema._not_text`` walks values) must keep it so, in a process
+    capped at 2 GB."""
     root = tmp_path / "blog"
     (root / "posts").mkdir(parents=True)
     (root / "genimg.yaml").write_text("title: x\n" + BOMB_CONFIGS[where] % laughs())
