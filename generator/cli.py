@@ -117,7 +117,6 @@ def info(files: tuple[Path, ...], raw: bool) -> None:
     from .infotext import infotext_to_spec
     from .readers import read_picture
 
-
     failed = False
     for file in files:
         try:

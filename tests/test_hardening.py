@@ -212,6 +212,19 @@ def test_03_post_file_name_that_is_not_utf8(make_blog) -> None:
     assert not (root / "site").exists()
 
 
+def test_03_import_of_a_prompt_that_is_not_text_keeps_the_blog_buildable(make_blog,
+                                                                          tmp_path: Path):
+    from tests import pictures
+
+    root = make_blog({}, config="title: T\nbase_url: /\nmodels:\n  default: m.safetensors\n")
+    text = pictures.A1111_TEXT.replace("old man", "old \x1b[2J man")
+    pictures.png(tmp_path / "in" / "a.png", {"parameters": text})
+    result = genimg("import", "-C", root, tmp_path / "in", "--title", "Old")
+    assert result.exit_code == 0, result.stderr
+    assert "plain picture" in result.stdout
+    assert genimg("build", "--preview", "-q", "-C", root).exit_code == 0
+
+
 def test_03_genimg_new_refuses_a_title_that_is_not_text(make_blog) -> None:
     root = make_blog({})
     with pytest.raises(GenimgError, match="title"):

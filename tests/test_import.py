@@ -305,8 +305,15 @@ def test_the_checkpoint_put_in_place_later_keeps_the_keys(make_blog: MakeBlog,
     assert "not in the cache" in genimg("build", "-C", root, "--frozen", "-q").stderr
 
 
+#: Text a value may hold (issue 19: no lone surrogates, no control characters; a picture
+#: whose prompt has them is imported as a plain picture, like any spec genimg refuses).
+VALUE_TEXT = st.characters(blacklist_categories=("Cs", "Cc"),
+                           blacklist_characters="\ufffe\uffff")
+
+
 @settings(max_examples=80, deadline=None)
-@given(st.text(min_size=1, max_size=40).filter(str.strip), st.text(max_size=20),
+@given(st.text(VALUE_TEXT, min_size=1, max_size=40).filter(str.strip),
+       st.text(VALUE_TEXT, max_size=20),
        st.integers(0, 2**32 - 1), st.sampled_from(["Euler a", "DPM++ 2M Karras", "DDIM"]))
 def test_an_imported_item_reads_back_as_the_same_spec(prompt: str, negative: str, seed: int,
                                                       sampler: str) -> None:
