@@ -22,6 +22,7 @@ from pathlib import Path
 from . import output
 from .cache import Cache
 from .changed_pages import render_changed_pages
+from .cluster import Where, preflight, worker_pool
 from .config import SiteConfig, load_config
 from .content import Post, load_posts
 from .errors import GenimgError
@@ -46,6 +47,8 @@ class BuildOptions:
     frozen: bool = False  # render nothing; fail on any picture missing from the cache
     drafts: bool = False
     lock_wait: float = 0.0  # seconds to wait for another build of the same blog
+    workers: int | None = None  # render on this many Ray workers (overrides genimg.yaml)
+    cluster: str | None = None  # on this Ray cluster (overrides genimg.yaml's render:)
 
 
 @dataclass
@@ -101,6 +104,8 @@ def build_site(root: Path, options: BuildOptions = BuildOptions(),
     config = site.config
     report = BuildReport(posts=len(site.posts), preview=options.preview,
                          pictures=len(set(site.plan.shown_key.values())))
+    if _where(config, options).wanted and not options.frozen:
+        preflight(config, _where(config, options))
     cache = Cache(config.cache_dir)
     with cache.lock(wait=options.lock_wait):
         with _gc_paused():
@@ -115,11 +120,13 @@ def build_site(root: Path, options: BuildOptions = BuildOptions(),
         if misses and options.frozen:
             raise frozen_error(site.plan, misses)
         if misses:
-            # Before rendering: an interrupted build must still leave the fingerprints its
-            # pictures are keyed by, or a machine without the model could not find them.
-            site.resolver.save()
-            report.rendered = render_misses(config, site.plan, cache, misses, options.preview,
-                                            progress or Progress())
+            with _workers(config, options) as pool:  # connected before anything is written
+                # Before rendering: an interrupted build must still leave the fingerprints
+                # its pictures are keyed by, or a machine without the model could not find
+                # them.
+                site.resolver.save()
+                report.rendered = render_misses(config, site.plan, cache, misses,
+                                                options.preview, progress or Progress(), pool)
         site.resolver.save()
         with _gc_paused():
             _write_everything(site, cache, options, present, folders, report, log)
@@ -159,6 +166,17 @@ def _write_everything(site: LoadedSite, cache: Cache, options: BuildOptions,
     page_state.save()
     site.post_cache.save()
     cache.save_index()
+
+
+def _where(config: SiteConfig, options: BuildOptions) -> Where:
+    """Ray workers if the command line or genimg.yaml's ``render:`` asks for them."""
+    return Where(options.workers if options.workers is not None else config.render.workers,
+                 options.cluster or config.render.cluster)
+
+
+def _workers(config: SiteConfig, options: BuildOptions) -> contextlib.AbstractContextManager:
+    where = _where(config, options)
+    return worker_pool(config, where, options.preview) if where.wanted else contextlib.nullcontext()
 
 
 @contextlib.contextmanager

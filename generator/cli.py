@@ -66,10 +66,14 @@ def main() -> None:
 @click.option("--drafts", is_flag=True, help="Include posts marked draft: true.")
 @click.option("--wait", "lock_wait", type=float, default=0.0, show_default=True,
               help="Seconds to wait if another build of this blog is running.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Render on this many Ray worker processes (needs genimg[ray]).")
+@click.option("--cluster", default=None, metavar="ADDRESS",
+              help="Render on the Ray cluster at ADDRESS (`ray start --head` prints it).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @reports_errors
 def build(blog: Path, preview: bool, frozen: bool, drafts: bool, lock_wait: float,
-          quiet: bool) -> None:
+          workers: int | None, cluster: str | None, quiet: bool) -> None:
     """Render missing pictures and write the site."""
     from .build import BuildOptions, build_site
     from .progress import RichProgress
@@ -78,7 +82,8 @@ def build(blog: Path, preview: bool, frozen: bool, drafts: bool, lock_wait: floa
         raise click.UsageError("--preview and --frozen exclude each other")
     progress = RichProgress(disable=quiet)
     report = build_site(blog, BuildOptions(preview=preview, frozen=frozen, drafts=drafts,
-                                           lock_wait=lock_wait),
+                                           lock_wait=lock_wait, workers=workers,
+                                           cluster=cluster),
                         progress=progress, log=lambda m: click.echo(f"warning: {m}", err=True))
     kind = " (preview pictures)" if report.preview else ""
     click.echo(

@@ -50,6 +50,14 @@ class PublishConfig:
     message: str = _PUBLISH["message"]
 
 
+@dataclass(frozen=True)
+class RenderConfig:
+    """``render:``: where pictures render (no cluster, no workers: in the build itself)."""
+
+    cluster: str | None = None
+    workers: int | None = None
+
+
 _DEFAULTS = schema.defaults_of(schema.CONFIG)
 
 
@@ -83,6 +91,7 @@ class SiteConfig:
     face_restorer: FaceRestorerConfig | None = None
     defaults: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     publish: PublishConfig = PublishConfig()
+    render: RenderConfig = RenderConfig()
     file: Path | None = None
 
     @property
@@ -165,6 +174,10 @@ def load_config(root: Path) -> SiteConfig:
         pub = data["publish"]
         schema.check_keys(pub, schema.PUBLISH, "publish", at("publish"), key_lines_of(pub))
         values["publish"] = PublishConfig(**pub)
+    if "render" in data:
+        where = data["render"]
+        schema.check_keys(where, schema.RENDER, "render", at("render"), key_lines_of(where))
+        values["render"] = RenderConfig(**where)
     return SiteConfig(root=root, file=path, **values)
 
 

@@ -12,7 +12,7 @@ these entries; adding a mode is one entry here plus its renderer.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,11 +63,14 @@ MODES: dict[str, Mode] = {mode.name: mode for mode in (
 
 @dataclass(frozen=True)
 class RendererEntry:
-    """Where a renderer lives (``module:Class``), and its option table if it has one."""
+    """Where a renderer lives (``module:Class``), its option table if it has one, and how
+    it splits tasks into batches (workers are sent exactly these batches, so pixels never
+    depend on where a picture ran)."""
 
     path: str
     options: str | None = None  # ``module:TABLE`` of ``schema.Key``s
     exact: bool = False  # needs no model: a preview build runs it too, for real
+    batches: str | None = None  # ``module:function(tasks, batch_size)``; else one by one
 
     def load(self) -> Any:
         module, _, name = self.path.partition(":")
@@ -79,10 +82,18 @@ class RendererEntry:
         module, _, name = self.options.partition(":")
         return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
+    def batcher(self) -> Callable[[Sequence[Any], int], list[list[Any]]]:
+        """The renderer's own split of a group of tasks into the calls it makes."""
+        if self.batches is None:
+            return lambda tasks, size: [[task] for task in tasks]
+        module, _, name = self.batches.partition(":")
+        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
 
 #: Renderers by name. Each is built with the ``SiteConfig``; ``preview`` draws every mode.
 RENDERERS: dict[str, RendererEntry] = {
-    "diffusion": RendererEntry("generator.render.diffusion:DiffusionRenderer"),
+    "diffusion": RendererEntry("generator.render.diffusion:DiffusionRenderer",
+                               batches="generator.render.diffusion:plan_batches"),
     "faces": RendererEntry("generator.render.faces:FaceRestorer",
                            options="generator.render.faces:FACE_OPTIONS"),
     "preview": RendererEntry("generator.render.preview:PreviewRenderer"),

@@ -30,6 +30,8 @@ from .render.base import Renderer, RenderTask
 if TYPE_CHECKING:
     from PIL import Image
 
+    from .cluster import Pool
+
 
 class Interrupted(GenimgError):
     """Ctrl-C between pictures: what was rendered is saved."""
@@ -94,7 +96,7 @@ def check_renderable(misses: list[Node]) -> None:
         raise ErrorList(errors)
 
 
-def _source_image(node: Node, cache: Cache) -> Image.Image | None:
+def source_image(node: Node, cache: Cache) -> Image.Image | None:
     """The picture a node is made from, RGB; a photo turned upright as its EXIF says (a
     phone stores a portrait photo sideways, with an orientation tag)."""
     if node.parent:
@@ -110,7 +112,7 @@ def _source_image(node: Node, cache: Cache) -> Image.Image | None:
         return upright.convert("RGB")
 
 
-def _task(node: Node, source: Image.Image | None) -> RenderTask:
+def task_for(node: Node, source: Image.Image | None) -> RenderTask:
     return RenderTask(node.key, node.spec, node.model, node.restorer, source)
 
 
@@ -125,41 +127,68 @@ def _versions(preview: bool) -> dict[str, str]:
     return versions
 
 
+class Store:
+    """Each finished picture into the cache at once: only the build's own process (the
+    driver, with workers) ever writes it."""
+
+    def __init__(self, cache: Cache, plan: Plan, preview: bool, progress: Progress):
+        self.cache, self.plan, self.preview, self.progress = cache, plan, preview, progress
+        self.versions = _versions(preview)
+        self.stored = 0
+
+    def __call__(self, node: Node, image: Image.Image, seconds: float) -> None:
+        _store(self.cache, self.plan, node, image, self.preview and not exact(node.spec.mode),
+               self.versions, seconds)
+        self.stored += 1
+        self.progress.picture_done(node.key)
+
+
+def by_renderer(wave: list[Node]) -> dict[str, list[Node]]:
+    """A wave's nodes by renderer; a wave is sorted by renderer, so groups keep its order."""
+    groups: dict[str, list[Node]] = {}
+    for node in wave:
+        groups.setdefault(MODES[node.spec.mode].renderer, []).append(node)
+    return groups
+
+
 def render_misses(config: SiteConfig, plan: Plan, cache: Cache, misses: list[Node],
-                  preview: bool, progress: Progress) -> int:
-    """Render and store every miss in dependency order; returns how many were stored."""
+                  preview: bool, progress: Progress, pool: Pool | None = None) -> int:
+    """Render and store every miss in dependency order, here or on ``pool``'s workers;
+    returns how many were stored."""
     if not preview:
         check_renderable(misses)
-    renderers = Renderers(config, preview)
-    versions = _versions(preview)
-    stored = 0
+    store = Store(cache, plan, preview, progress)
     progress.start(len(misses), sum(MODES[n.spec.mode].work(n.spec) for n in misses))
     try:
-        for wave in waves(misses):
-            groups: dict[str, list[RenderTask]] = {}
-            for node in wave:  # a wave is sorted by renderer: groups keep that order
-                task = _task(node, _source_image(node, cache))
-                groups.setdefault(MODES[node.spec.mode].renderer, []).append(task)
-            for tasks in groups.values():
-                renderer = renderers.for_mode(tasks[0].spec.mode)
-                started = time.perf_counter()
-                for task, image in renderer.render(tasks, progress.advance_steps):
-                    node = plan.nodes[task.key]
-                    _store(cache, plan, node, image, preview and not exact(node.spec.mode),
-                           versions,
-                           time.perf_counter() - started)
-                    stored += 1
-                    progress.picture_done(node.key)
-                    started = time.perf_counter()
+        if pool is None:
+            _render_here(config, cache, misses, preview, progress, store)
+        else:
+            pool.render(plan, cache, misses, progress, store)
     except KeyboardInterrupt:
         raise Interrupted(
-            f"interrupted: {stored} of {len(misses)} pictures were saved to the cache; "
+            f"interrupted: {store.stored} of {len(misses)} pictures were saved to the cache; "
             "run the build again to render the rest"
         ) from None
     finally:
         progress.stop()
+    return store.stored
+
+
+def _render_here(config: SiteConfig, cache: Cache, misses: list[Node], preview: bool,
+                 progress: Progress, store: Store) -> None:
+    """The single-process build: wave by wave, each renderer's group in one call."""
+    renderers = Renderers(config, preview)
+    try:
+        for wave in waves(misses):
+            for nodes in by_renderer(wave).values():
+                tasks = [task_for(node, source_image(node, cache)) for node in nodes]
+                renderer = renderers.for_mode(tasks[0].spec.mode)
+                started = time.perf_counter()
+                for task, image in renderer.render(tasks, progress.advance_steps):
+                    store(store.plan.nodes[task.key], image, time.perf_counter() - started)
+                    started = time.perf_counter()
+    finally:
         renderers.close()
-    return stored
 
 
 def _store(cache: Cache, plan: Plan, node: Node, image: Image.Image, preview: bool,

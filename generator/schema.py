@@ -297,6 +297,8 @@ CONFIG = table(
     Key("defaults", (dict,), "spec keys every image starts from"),
     Key("publish", (dict,), "`genimg publish` settings (`remote`, `branch`, `cname`, "
         "`message`)"),
+    Key("render", (dict,), "where pictures render: `cluster` (a Ray address), `workers` "
+        "(how many); needs `genimg[ray]`"),
 )
 #: The folders of ``CONFIG``: paths relative to the blog.
 FOLDER_KEYS = ("posts_dir", "output_dir", "cache_dir", "theme_dir")
@@ -314,6 +316,14 @@ FACE_RESTORER = table(
     Key("detection", (str,), "a file path: detection_Resnet50_Final.pth", REQUIRED),
     Key("parsing", (str,), "a file path: parsing_parsenet.pth", REQUIRED),
     Key("options", (dict, _NONE), "the networks' shapes (see `render/faces.py`)"),
+)
+
+#: ``render:``: render on Ray workers (``generator.cluster``) instead of in the build.
+RENDER = table(
+    Key("cluster", (str, _NONE), "a running Ray cluster's address (`ray start --head` "
+        "prints it), or `auto`"),
+    Key("workers", (int, _NONE), "Ray workers to start (default: one per GPU, else one per "
+        "node)", check=at_least(1)),
 )
 
 #: ``publish:``.
