@@ -149,7 +149,14 @@ def plan_batches(config: SiteConfig, misses: list[Node], preview: bool) -> list[
 class Worker:
     """A Ray actor: one process's renderers, so each model is loaded once per worker."""
 
-    def __init__(self, config: SiteConfig, preview: bool, steps: Any):
+    def __init__(self, config: SiteConfig, preview: bool, steps: Any, threads: str | None):
+        # On a CPU the thread count changes the pixels (sums split differently): render
+        # with the driver's, not the one Ray gives a worker, so a picture comes out the
+        # same as in a single-process build. (torch reads it when first imported: now.)
+        if threads is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = threads
         self.config = config
         self.renderers = Renderers(config, preview)
         self.steps = steps  # the driver's step counter (an actor)
@@ -263,7 +270,7 @@ class Pool:
         gpus, cpus = resources.get("GPU", 0), resources.get("CPU", 1)
         if gpus and self.config.device != "cpu":
             options: dict[str, Any] = {"num_gpus": min(1.0, gpus / count), "num_cpus": 0}
-        else:  # torch uses as many threads as the worker has CPUs (Ray's OMP_NUM_THREADS)
+        else:
             options = {"num_cpus": max(1, int(cpus // count))}
         self.steps = self.ray.remote(num_cpus=0)(StepCounter).remote()
         actor_class, token = _actor_class(self.ray), uuid.uuid4().hex[:8]
@@ -271,7 +278,7 @@ class Pool:
         for index in range(count):
             name = f"genimg-{token}-worker-{index}"
             actors.append((name, actor_class.options(name=name, **options).remote(
-                self.config, self.preview, self.steps)))
+                self.config, self.preview, self.steps, os.environ.get("OMP_NUM_THREADS"))))
         places = self.ray.get([actor.where.remote() for _, actor in actors])
         self.workers = [_Handle(actor, f"{place['node']} ({place['host']})", name=name)
                         for (name, actor), place in zip(actors, places, strict=True)]
