@@ -356,8 +356,12 @@ class _Dispatch:
                    for node in batch.nodes)
 
     def _send(self) -> None:
-        for worker in self.pool.workers:
-            while worker.alive and worker.busy < IN_FLIGHT:
+        """Every idle worker first, then each one's next batch; a worker gets a batch of
+        the model it has when one is ready."""
+        for slot in range(IN_FLIGHT):
+            for worker in self.pool.workers:
+                if not worker.alive or worker.busy > slot:
+                    continue
                 ready = [batch for batch in self.pending if self._ready(batch)]
                 if not ready:
                     return
