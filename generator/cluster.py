@@ -263,7 +263,8 @@ class Pool:
         if self.where.workers:
             return self.where.workers
         gpus = int(self.ray.cluster_resources().get("GPU", 0))
-        return gpus if gpus and self.config.device != "cpu" else len(self.ray.nodes())
+        nodes = sum(1 for node in self.ray.nodes() if node.get("Alive"))
+        return gpus if gpus and self.config.device != "cpu" else max(1, nodes)
 
     def _start(self, count: int) -> None:
         resources = self.ray.cluster_resources()
