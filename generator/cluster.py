@@ -41,6 +41,7 @@ RAY_MISSING = ("rendering on workers needs Ray, which is not installed: "
 MAX_ATTEMPTS = 3  # a batch whose worker died is sent again, at most this often in all
 IN_FLIGHT = 2  # batches sent to a worker at once: one running, the next one waiting
 FACES = "face restorer"
+START_TIMEOUT = 180  # seconds for every worker to start (a cluster without room: never)
 
 
 @dataclass(frozen=True)
@@ -269,10 +270,12 @@ class Pool:
     def _start(self, count: int) -> None:
         resources = self.ray.cluster_resources()
         gpus, cpus = resources.get("GPU", 0), resources.get("CPU", 1)
+        # Spread over the nodes; on CPUs the reservation only places a worker (it renders
+        # with the driver's thread settings: see Worker).
+        options: dict[str, Any] = {"scheduling_strategy": "SPREAD",
+                                   "num_cpus": round(min(1.0, cpus / count), 4)}
         if gpus and self.config.device != "cpu":
-            options: dict[str, Any] = {"num_gpus": min(1.0, gpus / count), "num_cpus": 0}
-        else:
-            options = {"num_cpus": max(1, int(cpus // count))}
+            options.update(num_gpus=round(min(1.0, gpus / count), 4), num_cpus=0)
         self.steps = self.ray.remote(num_cpus=0)(StepCounter).remote()
         actor_class, token = _actor_class(self.ray), uuid.uuid4().hex[:8]
         actors = []
@@ -280,7 +283,14 @@ class Pool:
             name = f"genimg-{token}-worker-{index}"
             actors.append((name, actor_class.options(name=name, **options).remote(
                 self.config, self.preview, self.steps, os.environ.get("OMP_NUM_THREADS"))))
-        places = self.ray.get([actor.where.remote() for _, actor in actors])
+        try:
+            places = self.ray.get([actor.where.remote() for _, actor in actors],
+                                  timeout=START_TIMEOUT)
+        except self.ray.exceptions.GetTimeoutError:
+            raise GenimgError(
+                f"the Ray cluster did not start {count} workers in {START_TIMEOUT} s "
+                f"(each asks for {options.get('num_gpus', 0)} GPU, {options['num_cpus']} CPU); "
+                "ask for fewer with --workers", self.config.file) from None
         self.workers = [_Handle(actor, f"{place['node']} ({place['host']})", name=name)
                         for (name, actor), place in zip(actors, places, strict=True)]
 
@@ -405,9 +415,14 @@ class _Dispatch:
                     self.pictures.pop(node.parent, None)
 
     def _retry(self, flight: _Flight, exc: Exception) -> None:
-        """The worker died (or lost the pictures): the batch goes to another one."""
-        flight.worker.alive = False
+        """The worker died, or a picture it read was lost with its node: the batch goes to
+        another worker, reading its parents from the cache."""
         batch = flight.batch
+        if isinstance(exc, self.ray.exceptions.ObjectLostError):
+            for node in batch.nodes:
+                self.pictures.pop(node.parent or "", None)
+        else:
+            flight.worker.alive = False
         batch.attempts += 1
         if batch.attempts >= MAX_ATTEMPTS:
             raise GenimgError(

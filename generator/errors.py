@@ -25,6 +25,10 @@ class GenimgError(Exception):
         self.file = str(file) if file is not None else None
         self.line = line
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled whole (a Ray worker's error reaches the build with its file and line)."""
+        return type(self), (self.message, self.file, self.line)
+
     def __str__(self) -> str:
         where = ""
         if self.file:
@@ -38,6 +42,9 @@ class ErrorList(GenimgError):
     def __init__(self, errors: list[GenimgError]):
         super().__init__("\n".join(str(e) for e in errors))
         self.errors = errors
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.errors,)
 
     def __str__(self) -> str:
         return "\n".join(str(e) for e in self.errors)

@@ -241,6 +241,9 @@ class _CycleError(GenimgError):
         super().__init__(message, file, line)
         self.members = members
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.message, self.file, self.line, self.members)
+
 
 def _check_image(path: Path, where: Location, label: str) -> None:
     """A picture PIL can read, and not too big to render from (``MAX_SOURCE_PIXELS``)."""
