@@ -155,9 +155,9 @@ def test_a_worker_killed_mid_build_changes_nothing(
     assert site_files(root) == single_process_site
 
 
-def _hub_model(hub: Path, folder: Path, commit: str) -> None:
-    """``tiny/sd`` in a Hugging Face cache folder, at ``commit``."""
-    repo = hub / "models--tiny--sd"
+def _hub_model(hub: Path, folder: Path, commit: str, name: str = "sd") -> None:
+    """``tiny/NAME`` in a Hugging Face cache folder, at ``commit``."""
+    repo = hub / f"models--tiny--{name}"
     shutil.copytree(folder, repo / "snapshots" / commit)
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(commit)
@@ -182,6 +182,23 @@ def test_a_worker_with_another_model_is_refused(
     assert "b" * 40 in lines[0] and "a" * 40 in lines[0]
     assert not (root / "site").exists()
     assert not list((root / ".genimg").rglob("*.png"))
+
+
+@renders
+def test_a_worker_without_the_model_is_refused(
+    ray_local: Path, make_blog: MakeBlog, tiny_model: TinyModel, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    driver_hub = tmp_path / "driver-hub"
+    _hub_model(driver_hub, tiny_model.folder, "c" * 40, "only")  # not in the workers' cache
+    monkeypatch.setenv("HF_HUB_CACHE", str(driver_hub))
+    root = make_blog({"2022-10-30-w.md": POST}, config=tiny_config("tiny/only"))
+    result = genimg("build", "-C", root, "--workers", "2", "-q")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "worker on node" in lines[0]
+    assert "model 'default' cannot be loaded there: hub model 'tiny/only'" in lines[0]
 
 
 def test_missing_ray_is_one_line(simple_blog: Path, monkeypatch: pytest.MonkeyPatch) -> None:
