@@ -120,7 +120,7 @@ def build_site(root: Path, options: BuildOptions = BuildOptions(),
         if misses and options.frozen:
             raise frozen_error(site.plan, misses)
         if misses:
-            with _workers(config, options) as pool:  # connected before anything is written
+            with _workers(config, options) as pool:  # Ray workers, if asked for
                 # Before rendering: an interrupted build must still leave the fingerprints
                 # its pictures are keyed by, or a machine without the model could not find
                 # them.
