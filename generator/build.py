@@ -105,7 +105,7 @@ def build_site(root: Path, options: BuildOptions = BuildOptions(),
     report = BuildReport(posts=len(site.posts), preview=options.preview,
                          pictures=len(set(site.plan.shown_key.values())))
     if _where(config, options).wanted and not options.frozen:
-        preflight(config, _where(config, options))
+        preflight(_where(config, options))
     cache = Cache(config.cache_dir)
     with cache.lock(wait=options.lock_wait):
         with _gc_paused():

@@ -65,11 +65,11 @@ def import_ray() -> Any:
     return ray
 
 
-def preflight(config: SiteConfig, where: Where) -> None:
+def preflight(where: Where) -> None:
     """Before the build writes anything: Ray is installed and the cluster answers."""
     import_ray()
     if where.cluster is not None:
-        _check_reachable(where.cluster, config)
+        _check_reachable(where.cluster)
 
 
 @contextmanager
@@ -99,11 +99,10 @@ def _connect(ray: Any, config: SiteConfig, where: Where) -> None:
         ray.init(address=where.cluster, **quiet)
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, …
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise GenimgError(f"cannot use the Ray cluster at {where.cluster!r}: {first}",
-                          config.file) from None
+        raise GenimgError(f"cannot use the Ray cluster at {where.cluster!r}: {first}") from None
 
 
-def _check_reachable(address: str, config: SiteConfig) -> None:
+def _check_reachable(address: str) -> None:
     """Ray waits forever for an address nobody answers at: ask first, for 5 seconds."""
     if address == "auto":
         return
@@ -117,8 +116,7 @@ def _check_reachable(address: str, config: SiteConfig) -> None:
         raise GenimgError(
             f"cannot reach the Ray cluster at {address!r} "
             f"({getattr(exc, 'strerror', None) or exc}); start "
-            "one with `ray start --head` and give the address it prints", config.file
-        ) from None
+            "one with `ray start --head` and give the address it prints") from None
 
 
 @dataclass
