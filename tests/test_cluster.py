@@ -12,6 +12,7 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,12 +128,13 @@ def test_two_workers_make_the_single_process_site(
 
 
 class KillsAWorker(Progress):
-    """Kills one worker's process when the first picture arrives (its batch in flight)."""
+    """Kills one worker's process when the first steps are done: both workers are then in
+    the middle of their first batch."""
 
     def __init__(self) -> None:
         self.killed: int | None = None
 
-    def picture_done(self, key: str) -> None:
+    def advance_steps(self, steps: int) -> None:
         import ray
 
         if self.killed is None:
@@ -145,12 +147,23 @@ class KillsAWorker(Progress):
 @renders
 def test_a_worker_killed_mid_build_changes_nothing(
     ray_local: Path, make_blog: MakeBlog, tiny_model: TinyModel,
-    single_process_site: dict[str, bytes],
+    single_process_site: dict[str, bytes], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from generator.cluster import _Dispatch
+
+    retried: list[int] = []
+    retry = _Dispatch._retry
+
+    def counted(self: _Dispatch, flight: Any, exc: Exception) -> None:
+        retried.append(len(flight.batch.nodes))
+        retry(self, flight, exc)
+
+    monkeypatch.setattr(_Dispatch, "_retry", counted)
     root = make_blog({"2022-10-30-w.md": POST}, config=tiny_config(str(tiny_model.folder)))
     progress = KillsAWorker()
     report = build_site(root, BuildOptions(workers=2), progress)
     assert progress.killed is not None
+    assert retried, "the killed worker's batch was not sent again"
     assert report.rendered == 4
     assert site_files(root) == single_process_site
 
