@@ -111,7 +111,8 @@ def _source_image(node: Node, cache: Cache) -> Image.Image | None:
 
 
 def _task(node: Node, source: Image.Image | None) -> RenderTask:
-    return RenderTask(node.key, node.spec, node.model, node.restorer, source)
+    return RenderTask(node.key, node.spec, node.model, node.restorer, source, node.loras,
+                      node.vae, node.embeddings)
 
 
 def _versions(preview: bool) -> dict[str, str]:
