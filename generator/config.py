@@ -27,6 +27,7 @@ class ModelConfig:
     source: str
     config: str | None = None  # single files: a local diffusers folder for from_single_file
     revision: str | None = None
+    vae: str | None = None  # a VAE file (or a name in the models folder's VAE/)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class SiteConfig:
     batch_size: int = _DEFAULTS["batch_size"]
     originals: str = _DEFAULTS["originals"]
     originals_url: str | None = _DEFAULTS["originals_url"]
+    models_dir: Path | None = None  # an A1111/ComfyUI models folder
     models: Mapping[str, ModelConfig] = field(default_factory=lambda: MappingProxyType({}))
     face_restorer: FaceRestorerConfig | None = None
     defaults: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
@@ -162,6 +164,8 @@ def load_config(root: Path) -> SiteConfig:
     values: dict[str, Any] = {k: v for k, v in data.items() if k not in schema.FOLDER_KEYS}
     values.update(_folders(root, data))
     _check_folders(root, values, at, data)
+    if "models_dir" in data:
+        values["models_dir"] = root / Path(data["models_dir"]).expanduser()
     values["models"] = _models(data.get("models") or {}, at("models"))
     if "face_restorer" in data:
         values["face_restorer"] = _face_restorer(root, data["face_restorer"], at("face_restorer"))
@@ -208,7 +212,7 @@ def _models(data: Mapping[str, Any], where: Location) -> Mapping[str, ModelConfi
         elif isinstance(spec, Mapping):
             schema.check_keys(spec, schema.MODEL, f"model {shown}", at, key_lines_of(spec))
             models[str(name)] = ModelConfig(str(name), spec["source"], spec.get("config"),
-                                            spec.get("revision"))
+                                            spec.get("revision"), spec.get("vae"))
         else:
             raise at.error(f"model {shown} must be a hub id, a path, or a mapping")
     return MappingProxyType(models)

@@ -8,6 +8,7 @@ what genimg writes and what it reads can never drift apart.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .metadata import format_infotext, parse_infotext
@@ -30,10 +31,12 @@ PARAMETERS: dict[str, tuple[str, Callable[[ImageSpec, ModelRef | None], Any]]] =
     "sampler": ("Sampler", lambda spec, model: spec.sampler),
     "cfg": ("CFG scale", lambda spec, model: f"{spec.cfg:g}"),
     "strength": ("Denoising strength", lambda spec, model: f"{spec.strength:g}"),
-    "model": ("Model", lambda spec, model: model.name if model else spec.model),
+    "model": ("Model", lambda spec, model: model.shown_name if model else spec.model),
     "face_weight": ("Face weight", lambda spec, model: f"{spec.face_weight:g}"),
     "size": ("Size", lambda spec, model: f"{spec.width}x{spec.height}"),
     "model_hash": ("Model hash", lambda spec, model: model.short_hash if model else None),
+    "model_revision": ("Model revision", lambda spec, model: model.revision
+                       if model and model.kind == "hub" else None),
     "face_restoration": ("Face restoration", lambda spec, model: "GFPGAN"),
 }
 
@@ -51,12 +54,29 @@ def infotext_for(node: Node, plan: Plan, preview: bool = False) -> str:
                 base = parent.spec
                 prompt, negative = base.prompt, base.negative_prompt
                 params.update(_parameters(MODES[base.mode].infotext, base, parent.model))
+                params.update(lora_hashes(parent))
             elif node.file is not None:
                 params["Source"] = node.file.name
         else:
             params.update(_parameters((name,), spec, model))
+    params.update(lora_hashes(node))
     text = format_infotext(prompt, negative, params)
     return text + PREVIEW_NOTE if preview else text
+
+
+def lora_hashes(node: Node) -> dict[str, str]:
+    """A1111's ``Lora hashes: "name: hash, …"`` (12 hex digits of each file's SHA-256),
+    and ``VAE hash`` (10) and ``VAE`` (its file name) for a VAE replacing the model's."""
+    found = {}
+    if node.vae is not None:
+        found["VAE hash"] = node.vae.short_hash[:10]
+        found["VAE"] = Path(node.vae.path).name
+    if node.embeddings:
+        found["TI hashes"] = ", ".join(f"{e.name}: {e.short_hash}" for e in node.embeddings)
+    if node.loras:
+        found["Lora hashes"] = ", ".join(f"{lora.name}: {lora.short_hash}"
+                                         for lora, _ in node.loras)
+    return found
 
 
 def _parameters(names: tuple[str, ...], spec: ImageSpec, model: ModelRef | None

@@ -12,16 +12,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from .atomic import read_json_dict, write_atomic
 from .config import FaceRestorerConfig, ModelConfig, SiteConfig
-from .errors import GenimgError
+from .errors import GenimgError, did_you_mean, short_repr
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pth", ".pt", ".json", ".txt", ".model")
+LORA_SUFFIXES = (".safetensors", ".pt", ".ckpt")
+#: The models folder's subfolders of LoRAs and VAEs: A1111's names, then ComfyUI's.
+ADD_ON_FOLDERS = {"lora": ("Lora", "lora", "loras"), "vae": ("VAE", "vae")}
 PREVIEW_FINGERPRINT = "preview-v1"
 #: Fingerprints of models known only from imported pictures: A1111's short hash of the
 #: checkpoint, or the file name another tool wrote.
@@ -39,11 +43,43 @@ class ModelRef:
     config: str | None = None  # single file: a local diffusers folder with its configs
     revision: str | None = None
     problem: str | None = None  # why it cannot be loaded here (None: it can)
+    file_sha256: str | None = None  # a single file: its own SHA-256 (config: or not)
+    vae: str | None = None  # genimg.yaml's VAE for this model (a spec's ``vae:`` wins)
+
+    @property
+    def short_hash(self) -> str | None:
+        """What A1111 shows as ``Model hash``: the first 10 hex digits of the checkpoint
+        file's SHA-256. Hub and folder models have no such file (``Model`` names them)."""
+        if self.file_sha256:
+            return self.file_sha256[:10]
+        if self.kind in ("hub", "folder") and not self.problem:
+            return None
+        return self.fingerprint.split(":")[-1][:10]
+
+    @property
+    def shown_name(self) -> str:
+        """What A1111 shows as ``Model``: the checkpoint's name, never genimg.yaml's alias;
+        a hub model's repo id, a folder's name."""
+        if self.location.endswith(CHECKPOINT_SUFFIXES):
+            return Path(self.location).stem
+        if self.kind == "folder":
+            return Path(self.location).name
+        return self.location if self.kind == "hub" and not self.problem else self.name
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A LoRA or VAE file found for a name, with its hash (A1111 shows LoRAs by 12 hex
+    digits of it, VAEs by 10)."""
+
+    name: str
+    path: str
+    fingerprint: str  # "sha256:<hex>"
+    problem: str | None = None  # why it cannot be loaded here (None: it can)
 
     @property
     def short_hash(self) -> str:
-        """What A1111 shows as ``Model hash``."""
-        return self.fingerprint.split(":")[-1][:10]
+        return self.fingerprint.split(":")[-1][:12]
 
 
 @dataclass(frozen=True)
@@ -118,18 +154,30 @@ class ModelResolver:
         self.recorded: dict[str, str] = read_json_dict(self.record_path)
         self._resolved: dict[str, ModelRef] = {}
         self._restorer: FaceRestorerRef | None = None
+        self._loras: dict[str, FileRef] = {}
+        self._embeddings: dict[str, Path] | None = None
 
     def known_names(self) -> list[str]:
-        return sorted(self.config.models)
+        stems = {f.stem for folder in self.checkpoint_folders() for f in folder.rglob("*")
+                 if f.suffix in (".safetensors", ".ckpt")}
+        return sorted({*self.config.models, *stems})
 
     def model(self, name: str) -> ModelRef:
         """The model a spec's ``model:`` names (raises GenimgError if unusable)."""
         if name not in self._resolved:
-            self._resolved[name] = self._resolve(name)
+            ref = self._resolve(name)
+            cfg = self.config.models.get(name)
+            self._resolved[name] = replace(ref, vae=cfg.vae) if cfg and cfg.vae else ref
         return self._resolved[name]
 
     def _resolve(self, name: str) -> ModelRef:
         cfg = self.config.models.get(name)
+        if self.config.models_dir is not None:  # a name or short hash in the models folder
+            wanted = cfg.source if cfg else name
+            found = None if (self.config.root / wanted).exists() or "/" in wanted else (
+                self._a1111_checkpoint(wanted))
+            if found:
+                cfg = ModelConfig(name, str(found), cfg.config if cfg else None)
         if cfg is None:
             looks_like_ref = "/" in name or name.endswith(CHECKPOINT_SUFFIXES)
             # Preview builds load no model, but a typo must fail now, not on the GPU
@@ -149,6 +197,30 @@ class ModelResolver:
             return ModelRef(name, "preview", name, PREVIEW_FINGERPRINT)
         return self._locate(cfg)
 
+    def checkpoint_folders(self) -> list[Path]:
+        """Where checkpoints are found by name: A1111's ``Stable-diffusion/`` or ComfyUI's
+        ``checkpoints/``, in the models folder (``webui/models``) or below it (``webui``)."""
+        base = self.config.models_dir
+        if base is None:
+            return []
+        names = ("Stable-diffusion", "checkpoints", "models/Stable-diffusion",
+                 "models/checkpoints")
+        return [base / name for name in names if (base / name).is_dir()]
+
+    def _a1111_checkpoint(self, name: str) -> Path | None:
+        """A checkpoint by file name (without suffix, as A1111 shows it) or by A1111's short
+        hash (10 hex digits: hashes every checkpoint once, remembered like all hashes)."""
+        files = [f for folder in self.checkpoint_folders() for f in sorted(folder.rglob("*"))
+                 if f.suffix in (".safetensors", ".ckpt") and f.is_file()]
+        for file in files:
+            if name in (file.stem, file.name):
+                return file
+        if len(name) == 10 and all(c in "0123456789abcdef" for c in name.lower()):
+            for file in files:
+                if self.hasher.hash(file).startswith(name.lower()):
+                    return file
+        return None
+
     def _locate(self, cfg: ModelConfig) -> ModelRef:
         source = cfg.source
         path = Path(source).expanduser()
@@ -156,7 +228,8 @@ class ModelResolver:
             path = self.config.root / path
         if source.endswith(CHECKPOINT_SUFFIXES) or path.is_file():
             if path.is_file():
-                fp = "sha256:" + self.hasher.hash(path)
+                file_hash = self.hasher.hash(path)
+                fp = "sha256:" + file_hash
                 adopted = self.recorded.get(_record_key(cfg), "")
                 if adopted.startswith(A1111_PREFIX) and fp[7:].startswith(adopted[6:]):
                     fp = adopted  # the checkpoint imported pictures were made with: same keys
@@ -164,7 +237,8 @@ class ModelResolver:
                 if config:  # its scheduler and prediction type shape the pixels too
                     fp = "sha256:" + hashlib.sha256(
                         (fp + self._config_hash(Path(config))).encode()).hexdigest()
-                return self._record(cfg, ModelRef(cfg.name, "file", str(path), fp, config=config))
+                return self._record(cfg, ModelRef(cfg.name, "file", str(path), fp, config=config,
+                                                  file_sha256=file_hash))
             return self._missing(cfg, f"the file {path} does not exist")
         if path.is_dir():
             if not (path / "model_index.json").is_file():  # `model: /usr/` hashed 3,035 files
@@ -243,6 +317,83 @@ class ModelResolver:
             return False
         self._resolved.pop(name, None)
         return True
+
+    def lora(self, name: str) -> FileRef:
+        """The LoRA file ``<lora:name:…>`` means (raises GenimgError if there is none)."""
+        return self.add_on("lora", name)
+
+    def vae(self, name: str) -> FileRef:
+        """The VAE file a ``vae:`` names (raises GenimgError if there is none)."""
+        return self.add_on("vae", name)
+
+    def add_on(self, kind: str, name: str) -> FileRef:
+        key = f"{kind}: {name}"
+        if key not in self._loras:
+            self._loras[key] = self._find_add_on(kind, name, key)
+        return self._loras[key]
+
+    def add_on_folders(self, kind: str) -> list[Path]:
+        """Where LoRAs (VAEs) are looked for by name: the models folder's ``Lora/``
+        (``VAE/``), or ComfyUI's ``loras/`` (``vae/``), whether it names ``webui`` or
+        ``webui/models``."""
+        base = self.config.models_dir
+        if base is None:
+            return []
+        names = ADD_ON_FOLDERS[kind]
+        return [base / name for name in (*names, *(f"models/{n}" for n in names))
+                if (base / name).is_dir()]
+
+    def embeddings_in(self, prompts: tuple[str, ...]) -> tuple[FileRef, ...]:
+        """The textual-inversion embeddings the prompts use, the A1111 way: an embedding's
+        file name written as a word. Only with a models folder (so older keys stay)."""
+        if self._embeddings is None:
+            self._embeddings = {
+                f.stem: f for folder in self.embedding_folders() for f in sorted(folder.rglob("*"))
+                if f.suffix in (".safetensors", ".pt", ".bin") and f.is_file()}
+        used = [name for name in sorted(self._embeddings)
+                if any(re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", p) for p in prompts)]
+        return tuple(self._embedding(name, self._embeddings[name]) for name in used)
+
+    def embedding_folders(self) -> list[Path]:
+        """A1111 keeps embeddings in ``webui/embeddings`` (beside ``models``), ComfyUI in
+        ``models/embeddings``."""
+        base = self.config.models_dir
+        if base is None:
+            return []
+        found = [base / "embeddings", base / "models/embeddings", base.parent / "embeddings"]
+        return [f for f in found if f.is_dir() and (f.parent != base.parent
+                                                    or base.name == "models")]
+
+    def _embedding(self, name: str, path: Path) -> FileRef:
+        if self.preview:
+            return FileRef(name, str(path), PREVIEW_FINGERPRINT)
+        return FileRef(name, str(path), "sha256:" + self.hasher.hash(path))
+
+    def lora_folders(self) -> list[Path]:
+        return self.add_on_folders("lora")
+
+    def _find_add_on(self, kind: str, name: str, key: str) -> FileRef:
+        path = Path(name).expanduser()
+        if not path.is_absolute():
+            path = self.config.root / path
+        found = [path] if name.endswith(LORA_SUFFIXES) and path.is_file() else [
+            f for folder in self.add_on_folders(kind) for f in sorted(folder.rglob("*"))
+            if f.stem == name and f.suffix in LORA_SUFFIXES and f.is_file()]
+        if self.preview:
+            return FileRef(name, str(found[0]) if found else name, PREVIEW_FINGERPRINT)
+        if found:
+            fp = "sha256:" + self.hasher.hash(found[0])
+            self.recorded[key] = fp
+            return FileRef(name, str(found[0]), fp)
+        where = ", ".join(str(f) for f in self.add_on_folders(kind)) or (
+            "no folder: set 'models_dir:' in genimg.yaml to your A1111 or ComfyUI models folder")
+        if key in self.recorded:  # a frozen build on a machine without the file
+            return FileRef(name, name, self.recorded[key], problem=f"not found in {where}")
+        known = sorted({f.stem for folder in self.add_on_folders(kind)
+                        for f in folder.rglob("*") if f.suffix in LORA_SUFFIXES})
+        what = "LoRA" if kind == "lora" else kind.upper()
+        raise GenimgError(f"{what} {short_repr(name)} not found{did_you_mean(name, known)} "
+                          f"(looked in {where})")
 
     def restorer(self) -> FaceRestorerRef:
         """The GFPGAN restorer from genimg.yaml (raises GenimgError if unusable)."""

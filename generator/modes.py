@@ -43,7 +43,8 @@ _DIFFUSION = ("prompt", "negative_prompt", "seed", "sampler", "steps", "cfg", "w
 #: diffusion). A restore keeps the diffusion basis: its seed is unused but shown, and
 #: pinned (tests/test_pinned_keys.py).
 _SEED = ("prompt", "negative_prompt", "sampler", "steps", "cfg", "width", "height")
-_GENERATION = ("steps", "sampler", "cfg", "seed", "size", "model_hash", "model")
+_GENERATION = ("steps", "sampler", "cfg", "seed", "size", "model_hash", "model",
+               "model_revision")
 
 MODES: dict[str, Mode] = {mode.name: mode for mode in (
     Mode(TXT2IMG, "a picture from the prompt", "diffusion", _DIFFUSION, _SEED, _GENERATION,

@@ -13,7 +13,8 @@ from typing import Any
 
 from .errors import ErrorList, GenimgError, Location, did_you_mean, short_repr
 from .hashing import canonical_key
-from .models import FaceRestorerRef, ModelRef, ModelResolver
+from .loras import split_prompt
+from .models import FaceRestorerRef, FileRef, ModelRef, ModelResolver
 from .modes import MODES, RESTORE
 from .specs import ImageSpec
 
@@ -36,11 +37,17 @@ class Node:
     file: Path | None = None  # or a user picture next to the post
     model: ModelRef | None = None
     restorer: FaceRestorerRef | None = None
+    loras: tuple[tuple[FileRef, float], ...] = ()  # the LoRAs it is rendered with
+    vae: FileRef | None = None  # a VAE replacing the model's
+    embeddings: tuple[FileRef, ...] = ()  # textual inversions its prompts use
     fields: dict[str, Any] = field(default_factory=dict, compare=False)  # what key hashes
 
 
 def key_fields(spec: ImageSpec, model_fp: str | None, source: str | None,
-               restorer_fp: str | None) -> dict[str, Any]:
+               restorer_fp: str | None,
+               loras: tuple[tuple[FileRef, float], ...] = (),
+               vae: FileRef | None = None,
+               embeddings: tuple[FileRef, ...] = ()) -> dict[str, Any]:
     """The exact dictionary a cache key is the hash of (docs/ARCHITECTURE.md, "The cache
     key"): the spec's fields its mode reads, the recipe version, the fingerprint of
     what renders it (the model, or the face restorer), and the key or file hash of its
@@ -54,6 +61,12 @@ def key_fields(spec: ImageSpec, model_fp: str | None, source: str | None,
         fields["restorer"] = restorer_fp
     if mode.source:
         fields["source"] = source
+    if loras:  # each file by its hash, never its name; absent without LoRAs (old keys)
+        fields["loras"] = [[lora.fingerprint, weight] for lora, weight in loras]
+    if vae is not None:  # likewise only when a VAE replaces the model's
+        fields["vae"] = vae.fingerprint
+    if embeddings:
+        fields["embeddings"] = [embedding.fingerprint for embedding in embeddings]
     return fields
 
 
@@ -178,15 +191,21 @@ class Planner:
             parent, file, source = self._resolve_from(spec)
         model: ModelRef | None = None
         restorer: FaceRestorerRef | None = None
+        loras: tuple[tuple[FileRef, float], ...] = ()
+        vae: FileRef | None = None
+        embeddings: tuple[FileRef, ...] = ()
         if mode.generates:
             model = self._model(spec)
+            loras = tuple((self._lora(spec, name), weight) for name, weight in spec.loras)
+            vae = self._vae(spec, spec.vae or model.vae)
+            embeddings = self.resolver.embeddings_in((spec.prompt, spec.negative_prompt))
         elif mode.restores:
             restorer = self._restorer(spec)
         fields = key_fields(spec, model.fingerprint if model else None, source,
-                            restorer.fingerprint if restorer else None)
+                            restorer.fingerprint if restorer else None, loras, vae, embeddings)
         key = canonical_key(fields)
         self._put(Node(key, spec, spec, parent=parent, file=file, model=model, restorer=restorer,
-                       fields=fields))
+                       loras=loras, vae=vae, embeddings=embeddings, fields=fields))
         return key
 
     def _put(self, node: Node) -> None:
@@ -197,6 +216,19 @@ class Planner:
             return self.resolver.model(spec.model)
         except GenimgError as exc:
             raise spec.at("model").error(exc.message) from None
+
+    def _lora(self, spec: ImageSpec, name: str) -> FileRef:
+        try:
+            return self.resolver.lora(name)
+        except GenimgError as exc:
+            where = "prompt" if name in dict(split_prompt(spec.prompt)[1]) else "loras"
+            raise spec.at(where).error(exc.message) from None
+
+    def _vae(self, spec: ImageSpec, name: str | None) -> FileRef | None:
+        try:
+            return self.resolver.vae(name) if name else None
+        except GenimgError as exc:
+            raise spec.at("vae" if spec.vae else "model").error(exc.message) from None
 
     def _restorer(self, spec: ImageSpec) -> FaceRestorerRef:
         try:

@@ -113,7 +113,8 @@ def source_image(node: Node, cache: Cache) -> Image.Image | None:
 
 
 def task_for(node: Node, source: Image.Image | None) -> RenderTask:
-    return RenderTask(node.key, node.spec, node.model, node.restorer, source)
+    return RenderTask(node.key, node.spec, node.model, node.restorer, source, node.loras,
+                      node.vae, node.embeddings)
 
 
 def _versions(preview: bool) -> dict[str, str]:

@@ -172,6 +172,16 @@ def _word(name: str, value: Any) -> str | None:
     return f"{name!r} must be one word without spaces, got {short_repr(value)}"
 
 
+def _lora_weights(name: str, value: Any) -> str | None:
+    for lora, weight in value.items():
+        if not isinstance(lora, str) or not lora.strip():
+            return f"{name!r} maps LoRA names to weights, got the name {short_repr(lora)}"
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            return f"{name!r}: the weight of LoRA {lora!r} must be a number, got " \
+                   f"{short_repr(weight)}"
+    return None
+
+
 def _device(name: str, value: Any) -> str | None:
     if value in ("auto", "cpu", "cuda", "mps") or value.startswith("cuda:"):
         return None
@@ -221,6 +231,11 @@ SPEC = table(
         convert=bool),
     Key("face_weight", (int, float), "GFPGAN blend weight, 0 … 1", 0.5, between(0, 1),
         Role.PIXELS, float),
+    Key("loras", (dict,), "LoRA name → weight, as `<lora:name:weight>` in the prompt "
+        "(each file's hash and weight are in the key)", check=_lora_weights,
+        role=Role.PIXELS, hashed_if_set=True),
+    Key("vae", (str,), "a VAE file replacing the model's, or its name in the models "
+        "folder's `VAE/` (its hash is in the key)", role=Role.PIXELS, hashed_if_set=True),
     Key("id", (str,), "a name other images' `from:` can use", check=_word,
         role=Role.PRESENTATION),
     Key("caption", (str,), "text under the picture", role=Role.PRESENTATION),
@@ -290,6 +305,9 @@ CONFIG = table(
         one_of(("png", "webp", "none"))),
     Key("originals_url", (str, _NONE), "with `originals: none`, where the PNGs are published "
         "instead (a URL the site links `<name>.png` under)"),
+    Key("models_dir", (str,), "an A1111 (or ComfyUI) models folder: a spec's `model:` may "
+        "name a checkpoint of its `Stable-diffusion/` (`checkpoints/`) or give its short hash; "
+        "`<lora:name>` finds `Lora/` (`loras/`) files"),
     Key("models", (dict,), "name → hub id, folder, `.safetensors` file or a mapping "
         "(`source`, `config`, `revision`)"),
     Key("face_restorer", (dict,), "GFPGAN and facexlib weights (`model`, `detection`, "
@@ -308,6 +326,8 @@ MODEL = table(
     Key("source", (str,), "hub id, folder or file", REQUIRED),
     Key("config", (str, _NONE), "a local diffusers folder for a single file's configs"),
     Key("revision", (str, _NONE), "a hub branch, tag or commit"),
+    Key("vae", (str, _NONE), "a VAE file for this model, or its name in the models folder's "
+        "`VAE/` (a spec's `vae:` wins)"),
 )
 
 #: ``face_restorer:``.

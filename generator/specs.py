@@ -7,12 +7,14 @@ because they need model fingerprints from disk.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar
 
 from .errors import Location, short_repr
 from .hashing import derive_seed
+from .loras import merged as merged_loras
+from .loras import split_prompt
 from .modes import MODES, RESTORE
 from .schema import PRESENTATION_KEYS, SPEC, check_keys, defaults_of
 
@@ -38,6 +40,9 @@ class ImageSpec:
     restore_faces: bool
     face_weight: float
     source: str | None = None  # the ``from:`` value, as written
+    #: LoRAs (name, weight): the prompt's ``<lora:…>`` tags, then the ``loras:`` mapping.
+    loras: tuple[tuple[str, float], ...] = ()
+    vae: str | None = None  # a VAE replacing the model's
     id: str | None = None
     caption: str | None = None
     alt: str | None = None
@@ -63,6 +68,8 @@ class ImageSpec:
         data.pop("location")
         data.pop("key_lines")
         data["from"] = data.pop("source")
+        tags = dict(split_prompt(self.prompt)[1])
+        data["loras"] = {k: w for k, w in self.loras if k not in tags} or None
         return {k: v for k, v in data.items() if v is not None}
 
 
@@ -101,6 +108,14 @@ class Gallery:
     caption: str | None
     location: Location
     grid: Grid | None = None
+
+
+def _loras(prompt: str, mapping: Mapping[str, Any],
+           at: Callable[[str], Location]) -> tuple[tuple[str, float], ...]:
+    try:
+        return merged_loras(prompt, mapping)
+    except ValueError as exc:
+        raise at("loras" if "'loras:'" in str(exc) else "prompt").error(str(exc)) from None
 
 
 def hashed(names: tuple[str, ...], values: Mapping[str, Any]) -> dict[str, Any]:
@@ -161,6 +176,8 @@ def parse_image(raw: Any, where: Location, defaults: Mapping[str, Any] | None = 
     fields: dict[str, Any] = {name: (key.convert(merged[name]) if key.convert else merged[name])
                               for name, key in SPEC.items() if name in DEFAULTS}
     fields.update(
+        loras=_loras(prompt, merged.get("loras") or {}, at) if mode.generates else (),
+        vae=merged.get("vae") if mode.generates else None,
         prompt=prompt if mode.generates else "",
         negative_prompt=merged["negative_prompt"] if mode.generates else "",
         restore_faces=fields["restore_faces"] and mode.generates,  # defaults too

@@ -88,7 +88,7 @@ def post_record(post: Post) -> dict[str, Any]:
         "tags": list(post.tags), "draft": post.draft, "summary": post.summary,
         "html": post.html, "extra": post.extra,
         "galleries": [[g.columns, g.caption, g.location.line,
-                       [[*(getattr(s, n) for n in _SPEC_FIELDS), s.location.line,
+                       [[*(_json_field(s, n) for n in _SPEC_FIELDS), s.location.line,
                          s.location.cell, [list(pair) for pair in s.key_lines]]
                         for s in g.images], _grid_record(g.grid)]
                       for g in post.galleries],
@@ -120,6 +120,7 @@ def _spec(row: list, file: str) -> ImageSpec:
     spec.__dict__.update(zip(_SPEC_FIELDS, row, strict=False))  # the last three: below
     spec.__dict__["location"] = Location(file, row[-3], row[-2])
     spec.__dict__["key_lines"] = tuple(map(tuple, row[-1]))
+    spec.__dict__["loras"] = tuple(map(tuple, spec.loras))
     return spec
 
 
@@ -138,6 +139,12 @@ def _grid(record: list | None) -> Grid | None:
     if x is None:
         raise ValueError("damaged grid")
     return Grid(x, y, z)
+
+
+def _json_field(spec: ImageSpec, name: str) -> Any:
+    """A field as JSON gives it back: the (name, weight) pairs of ``loras`` as lists."""
+    value = getattr(spec, name)
+    return [list(pair) for pair in value] if name == "loras" else value
 
 
 def _json_safe(record: Mapping[str, Any]) -> bool:

@@ -348,7 +348,9 @@ def test_key_changes_with_every_pixel_key_and_nothing_else(spec):
 
 def test_every_pixel_key_is_covered():
     """If a key is added to specs, this file must learn whether it changes pixels."""
-    known = set(PIXEL_VALUES) | set(PRESENTATION_KEYS) | {"mode", "from", "model", "restore_faces"}
+    # loras, vae: keyed by their files' hashes, like model (tests/test_loras.py)
+    known = set(PIXEL_VALUES) | set(PRESENTATION_KEYS) | {"mode", "from", "model", "restore_faces",
+                                                           "loras", "vae"}
     assert known == set(SPEC)
     assert set(DEFAULTS) <= set(SPEC)
     assert set(PIXEL_VALUES["sampler"]) <= set(SAMPLERS)

@@ -160,7 +160,8 @@ def _swap_prefix(rest: str, table: dict[str, str]) -> str:
 def _unet_key(key: str, config: Any, has_attention: set[int]) -> str:
     from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
 
-    fixed = DIFFUSERS_TO_LDM_MAPPING["unet"]["layers"]
+    fixed = {**DIFFUSERS_TO_LDM_MAPPING["unet"]["layers"],
+             **DIFFUSERS_TO_LDM_MAPPING["unet"]["addition_embed_type"]}  # SDXL's time ids
     if key in fixed:
         return fixed[key]
     per = config.layers_per_block + 1
@@ -280,3 +281,214 @@ def save_tiny_model(root: Path, seed: int = 0) -> TinyModel:
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
     """The tiny SD model, saved once per session (folder + single file)."""
     return save_tiny_model(tmp_path_factory.mktemp("tinymodel"))
+
+
+# --- SD 1.x, SD 2.x and SDXL with CLIP's real tokenizer: single files with no config ------
+#
+# genimg measures a single file's sizes and takes the rest from the architecture's
+# published config (generator/render/configs/): these tiny models follow the same rules
+# (CLIP's 49408-token vocabulary, heads of 64 channels, 32 norm groups), so their
+# single files load with no ``config:`` at all.
+
+_HEAD = 64  # CLIP and SD 2.x / SDXL attention heads have 64 channels
+
+
+def _arch_configs(arch: str) -> dict[str, Any]:
+    """Tiny configs of each architecture, written apart from genimg's own measuring."""
+    from generator.render.singlefile import template
+
+    base = template(arch)
+    vae = dict(in_channels=3, out_channels=3, block_out_channels=(32, 32, 32, 32),
+               down_block_types=("DownEncoderBlock2D",) * 4,
+               up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=1, latent_channels=4,
+               norm_num_groups=32, sample_size=64,
+               scaling_factor=base["vae"]["scaling_factor"])
+    clip = dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=1,
+                max_position_embeddings=77, vocab_size=49408, bos_token_id=0, eos_token_id=2,
+                pad_token_id=1)
+    if arch == "sd1":
+        unet = dict(TINY_UNET, cross_attention_dim=64)
+        texts = {"text_encoder": dict(clip, hidden_act="quick_gelu")}
+    elif arch == "sd2":
+        unet = dict(TINY_UNET, block_out_channels=(64, 128), attention_head_dim=(1, 2),
+                    cross_attention_dim=64, use_linear_projection=True, upcast_attention=True)
+        texts = {"text_encoder": dict(clip, hidden_act="gelu")}
+    else:
+        unet = dict(TINY_UNET, block_out_channels=(64, 128), attention_head_dim=(1, 2),
+                    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+                    transformer_layers_per_block=(1, 2), cross_attention_dim=64 + 128,
+                    use_linear_projection=True, addition_embed_type="text_time",
+                    addition_time_embed_dim=8, projection_class_embeddings_input_dim=128 + 6 * 8)
+        texts = {"text_encoder": dict(clip, hidden_act="quick_gelu"),
+                 "text_encoder_2": dict(clip, hidden_act="gelu", hidden_size=128,
+                                        num_attention_heads=2, projection_dim=128)}
+    return dict(base=base, unet=unet, vae=vae, texts=texts)
+
+
+def build_arch_pipeline(workdir: Path, arch: str, seed: int = 0) -> Any:
+    """A tiny SD 1.x, SD 2.x ('sd2', v-prediction) or SDXL pipeline, random weights."""
+    import diffusers
+    import torch
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPTextModelWithProjection,
+        CLIPTokenizer,
+    )
+
+    from generator.render.singlefile import write_tokenizer
+
+    cfg = _arch_configs(arch)
+    base = cfg["base"]
+    torch.manual_seed(seed)
+    parts: dict[str, Any] = {
+        "unet": diffusers.UNet2DConditionModel(**cfg["unet"]).eval(),
+        "vae": diffusers.AutoencoderKL(**cfg["vae"]).eval(),
+    }
+    for name, text in cfg["texts"].items():
+        model = CLIPTextModelWithProjection if name == "text_encoder_2" else CLIPTextModel
+        parts[name] = model(CLIPTextConfig(**text)).eval()
+        tok_name = name.replace("text_encoder", "tokenizer")
+        write_tokenizer(workdir / tok_name, base[tok_name])
+        parts[tok_name] = CLIPTokenizer.from_pretrained(str(workdir / tok_name))
+    sched = {k: v for k, v in base["scheduler"].items() if not k.startswith("_")}
+    parts["scheduler"] = getattr(diffusers, base["scheduler"]["_class_name"]).from_config(sched)
+    if arch != "sdxl":
+        parts.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    return getattr(diffusers, base["pipeline"])(**parts)
+
+
+def _open_clip_state(model: Any, extra_layer: bool, seed: int) -> dict[str, Any]:
+    """A diffusers CLIP text model in OpenCLIP's layout (SD 2.x, SDXL's second encoder)."""
+    import torch
+
+    table = {"embeddings.token_embedding.weight": "token_embedding.weight",
+             "embeddings.position_embedding.weight": "positional_embedding",
+             "final_layer_norm.weight": "ln_final.weight", "final_layer_norm.bias": "ln_final.bias"}
+    parts = {"layer_norm1": "ln_1", "layer_norm2": "ln_2", "mlp.fc1": "mlp.c_fc",
+             "mlp.fc2": "mlp.c_proj", "self_attn.out_proj": "attn.out_proj"}
+    state = {k.removeprefix("text_model."): v for k, v in model.state_dict().items()}
+    out: dict[str, Any] = {}
+    layers = model.config.num_hidden_layers
+    for key, value in state.items():
+        if key in table:
+            out[table[key]] = value
+        elif key == "text_projection.weight":
+            out["text_projection"] = value.T
+        elif key.startswith("encoder.layers."):
+            _, _, index, rest = key.split(".", 3)
+            if ".q_proj." in rest or ".k_proj." in rest or ".v_proj." in rest:
+                continue
+            part, _, leaf = rest.rpartition(".")
+            out[f"transformer.resblocks.{index}.{parts[part]}.{leaf}"] = value
+    for index in range(layers):
+        for leaf in ("weight", "bias"):
+            qkv = [state[f"encoder.layers.{index}.self_attn.{p}_proj.{leaf}"] for p in "qkv"]
+            out[f"transformer.resblocks.{index}.attn.in_proj_{leaf}"] = torch.cat(qkv)
+    hidden = model.config.hidden_size
+    if extra_layer:  # SD 2.x files hold the last layer, which SD 2.x never reads
+        gen = torch.Generator().manual_seed(seed)
+        for key in [k for k in out if k.startswith("transformer.resblocks.0.")]:
+            out[key.replace(".0.", f".{layers}.", 1)] = torch.randn(
+                out[key].shape, generator=gen)
+        out.setdefault("text_projection", torch.eye(hidden))
+    return out
+
+
+def to_ldm_arch_state_dict(pipe: Any, arch: str) -> dict[str, Any]:
+    """Any tiny architecture's weights in its original single-file layout."""
+    out = {k: v for k, v in to_ldm_state_dict(pipe).items()
+           if not k.startswith("cond_stage_model.")}
+    text = {k.removeprefix("text_model."): v for k, v in pipe.text_encoder.state_dict().items()}
+    if arch == "sd1":
+        out.update({"cond_stage_model.transformer.text_model." + k: v for k, v in text.items()})
+    elif arch == "sd2":
+        out.update({"cond_stage_model.model." + k: v
+                    for k, v in _open_clip_state(pipe.text_encoder, True, 1).items()})
+    else:
+        out.update({"conditioner.embedders.0.transformer.text_model." + k: v
+                    for k, v in text.items()})
+        out.update({"conditioner.embedders.1.model." + k: v
+                    for k, v in _open_clip_state(pipe.text_encoder_2, False, 1).items()})
+    return {k: v.detach().contiguous().clone() for k, v in out.items()}
+
+
+def save_arch_model(root: Path, arch: str, seed: int = 0) -> TinyModel:
+    """A tiny model of ``arch`` as a diffusers folder and as an original-layout file."""
+    from safetensors.torch import save_file
+
+    pipe = build_arch_pipeline(root / f"work-{arch}", arch, seed)
+    folder = root / f"tiny-{arch}"
+    pipe.save_pretrained(folder, safe_serialization=True)
+    checkpoint = root / f"tiny-{arch}.safetensors"
+    save_file(to_ldm_arch_state_dict(pipe, arch), str(checkpoint))
+    return TinyModel(folder=folder, checkpoint=checkpoint)
+
+
+@pytest.fixture(scope="session")
+def arch_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TinyModel]:
+    """Tiny SD 1.x, SD 2.x and SDXL models with CLIP's tokenizer, saved once per session."""
+    root = tmp_path_factory.mktemp("archmodels")
+    return {arch: save_arch_model(root, arch) for arch in ("sd1", "sd2", "sdxl")}
+
+
+# --- tiny LoRAs, in kohya/A1111 layout and in diffusers' own ------------------------------
+
+_LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "q_proj", "k_proj", "v_proj", "out_proj")
+
+
+def _lora_modules(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    import torch
+
+    return [(prefix + name, module) for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and name.endswith(_LORA_TARGETS)]
+
+
+def save_tiny_lora(pipe: Any, path: Path, layout: str = "kohya", seed: int = 0,
+                   rank: int = 4, scale: float = 0.3) -> Path:
+    """A random LoRA for ``pipe``'s UNet and text encoder(s), written as kohya's sd-scripts
+    do (``lora_unet_…``/``lora_te…_``, ``lora_down``/``lora_up``/``alpha``) or as diffusers
+    saves it (``unet.….lora_A.weight``)."""
+    import torch
+    from safetensors.torch import save_file
+
+    gen = torch.Generator().manual_seed(seed)
+    parts = [("unet", "lora_unet", pipe.unet, "")]
+    two = getattr(pipe, "text_encoder_2", None) is not None
+    for index, name in enumerate(("text_encoder", "text_encoder_2")):
+        encoder = getattr(pipe, name, None)
+        if encoder is not None:
+            inner = "" if hasattr(encoder, "text_model") else "text_model."
+            parts.append((name, f"lora_te{index + 1}" if two else "lora_te", encoder, inner))
+    state: dict[str, Any] = {}
+    for diffusers_name, kohya_name, model, inner in parts:
+        for module_name, module in _lora_modules(model, inner):
+            down = torch.randn(rank, module.in_features, generator=gen) * scale
+            up = torch.randn(module.out_features, rank, generator=gen) * scale
+            if layout == "kohya":
+                key = f"{kohya_name}_{module_name.replace('.', '_')}"
+                state.update({f"{key}.lora_down.weight": down, f"{key}.lora_up.weight": up,
+                              f"{key}.alpha": torch.tensor(float(rank))})
+            else:
+                key = f"{diffusers_name}.{module_name}"
+                state.update({f"{key}.lora_A.weight": down, f"{key}.lora_B.weight": up})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    return path
+
+
+def save_tiny_vae(vae: Any, path: Path) -> Path:
+    """A VAE file as A1111 keeps them in ``models/VAE``: the original layout, unprefixed."""
+    from safetensors.torch import save_file
+
+    blocks = len(vae.config.block_out_channels)
+    state = {}
+    for key, value in vae.state_dict().items():
+        ldm = _vae_key(key, blocks)
+        if ".mid.attn_1." in ldm and value.ndim == 2:
+            value = value[:, :, None, None]
+        state[ldm] = value.detach().contiguous().clone()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path))
+    return path

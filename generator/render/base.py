@@ -11,7 +11,7 @@ from ..modes import MODES
 if TYPE_CHECKING:
     from PIL import Image
 
-    from ..models import FaceRestorerRef, ModelRef
+    from ..models import FaceRestorerRef, FileRef, ModelRef
     from ..specs import ImageSpec
 
 #: Called with the number of denoising steps (or restorations) just finished.
@@ -27,6 +27,9 @@ class RenderTask:
     model: ModelRef | None = None  # txt2img / img2img
     restorer: FaceRestorerRef | None = None  # restore
     source: Image.Image | None = None  # img2img / restore: the parent picture, RGB
+    loras: tuple[tuple[FileRef, float], ...] = ()  # txt2img / img2img: LoRAs and weights
+    vae: FileRef | None = None  # txt2img / img2img: a VAE replacing the model's
+    embeddings: tuple[FileRef, ...] = ()  # txt2img / img2img: textual inversions it uses
 
     @property
     def work(self) -> int:

@@ -13,15 +13,21 @@ batched kernels, thread counts and GPUs sum in different orders.
 from __future__ import annotations
 
 import gc
+import json
+import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GenimgError
+from ..loras import prompt_text
 from ..models import hf_hub_cache, model_missing_error
 from ..modes import IMG2IMG, MODES, TXT2IMG
 from ..samplers import SAMPLERS
+from . import singlefile
 from .base import RenderTask, StepCallback
 from .device import pick_device, pick_dtype
 
@@ -29,7 +35,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from ..config import SiteConfig
-    from ..models import ModelRef
+    from ..models import FileRef, ModelRef
 
 
 def batch_key(task: RenderTask) -> tuple:
@@ -38,7 +44,13 @@ def batch_key(task: RenderTask) -> tuple:
     model = task.model.fingerprint if task.model else None
     strength = float(spec.strength) if spec.mode == IMG2IMG else None
     return (model, spec.mode, spec.width, spec.height, spec.steps, spec.sampler,
-            float(spec.cfg), strength)
+            float(spec.cfg), strength, lora_set(task), task.vae.fingerprint if task.vae else None,
+            tuple(e.fingerprint for e in task.embeddings))
+
+
+def lora_set(task: RenderTask) -> tuple[tuple[str, float], ...]:
+    """The LoRAs a picture is rendered with: pictures with other sets never share a batch."""
+    return tuple((lora.fingerprint, weight) for lora, weight in task.loras)
 
 
 def plan_batches(tasks: Sequence[RenderTask], batch_size: int) -> list[list[RenderTask]]:
@@ -73,6 +85,10 @@ class _Model:
     txt2img: Any
     img2img: Any
     scheduler_config: Any
+    loras: tuple[tuple[str, float], ...] = ()  # the LoRAs loaded into it now
+    vae: str | None = None  # the fingerprint of the VAE replacing its own now
+    own_vae: Any = None  # its own VAE, while another replaces it
+    embeddings: tuple[str, ...] = ()  # the textual inversions loaded into it now
 
 
 class DiffusionRenderer:
@@ -81,6 +97,7 @@ class DiffusionRenderer:
     def __init__(self, config: SiteConfig) -> None:
         self.config = config
         self._models: dict[str, _Model] = {}
+        self._vaes: dict[str, Any] = {}  # VAE files by fingerprint, loaded once
         self._active: str | None = None
         self._device: str | None = None
         self._dtype: Any = None
@@ -114,6 +131,7 @@ class DiffusionRenderer:
     def close(self) -> None:
         """Drop every model and give GPU memory back."""
         self._models.clear()
+        self._vaes.clear()
         self._active = None
         gc.collect()
         if self._device and self._device.startswith("cuda"):
@@ -130,6 +148,9 @@ class DiffusionRenderer:
         spec = batch[0].spec
         assert batch[0].model is not None
         model = self._activate(batch[0].model)
+        _use_loras(model, batch[0])
+        self._use_vae(model, batch[0].vae)
+        _use_embeddings(model, batch[0].embeddings)
         pipe = model.txt2img if spec.mode == TXT2IMG else model.img2img
         scheduler_class, overrides = SAMPLERS[spec.sampler]
         pipe.scheduler = getattr(diffusers, scheduler_class).from_config(
@@ -156,7 +177,7 @@ class DiffusionRenderer:
             return tensors
 
         images = pipe(
-            prompt=[task.spec.prompt for task in batch],
+            prompt=[prompt_text(task.spec.prompt) for task in batch],
             negative_prompt=[task.spec.negative_prompt for task in batch],
             num_inference_steps=spec.steps,
             guidance_scale=spec.cfg,
@@ -170,6 +191,40 @@ class DiffusionRenderer:
         return [image.convert("RGB") for image in images]
 
     # --- models -----------------------------------------------------------------------
+
+    def _use_vae(self, model: _Model, vae: FileRef | None) -> None:
+        """Decode with ``vae`` (None: the model's own), in both of the model's pipelines."""
+        wanted = vae.fingerprint if vae else None
+        if model.vae == wanted:
+            return
+        if model.own_vae is None:
+            model.own_vae = model.txt2img.vae
+        module = model.own_vae if vae is None else self._vaes.get(vae.fingerprint)
+        if module is None:
+            assert vae is not None
+            module = self._vaes[vae.fingerprint] = self._load_vae(vae, model.own_vae)
+        if not self._offloading:
+            module.to(self.device)
+        for pipe in (model.txt2img, model.img2img):
+            pipe.vae = module
+        model.vae = wanted
+
+    def _load_vae(self, vae: FileRef, like: Any) -> Any:
+        """A VAE file (A1111/original or diffusers layout) with the model's VAE config."""
+        from diffusers import AutoencoderKL
+
+        if vae.problem:
+            raise GenimgError(f"VAE {vae.name!r} {vae.problem}")
+        try:
+            with tempfile.TemporaryDirectory(prefix="genimg-vae-") as folder:
+                like.save_config(folder)
+                with _quiet():
+                    module = AutoencoderKL.from_single_file(
+                        vae.path, config=folder, local_files_only=True, torch_dtype=self.dtype)
+        except Exception as exc:  # diffusers raises many types for unusable weights
+            raise GenimgError(f"cannot load VAE {vae.name!r} from {vae.path}: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        return module.eval()
 
     def _activate(self, ref: ModelRef) -> _Model:
         """The model, loaded on first use; only the active one sits on the GPU."""
@@ -194,11 +249,7 @@ class DiffusionRenderer:
             raise model_missing_error(ref.name, ref.problem or "a preview model has no weights")
         if ref.kind in ("folder", "file") and not Path(ref.location).exists():
             raise model_missing_error(ref.name, f"{ref.location} does not exist")
-        from diffusers import (
-            AutoPipelineForImage2Image,
-            AutoPipelineForText2Image,
-            StableDiffusionPipeline,
-        )
+        from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
         from diffusers.utils import deprecation_utils
         from diffusers.utils import logging as diffusers_logging
         from transformers.utils import logging as transformers_logging
@@ -206,9 +257,7 @@ class DiffusionRenderer:
         diffusers_logging.disable_progress_bar()  # the build shows its own progress
         transformers_logging.disable_progress_bar()
         offline = not self.config.allow_downloads
-        common: dict[str, Any] = dict(
-            safety_checker=None, requires_safety_checker=False, local_files_only=offline
-        )
+        common: dict[str, Any] = dict(local_files_only=offline, **_no_safety_checker(ref))
         # diffusers renamed torch_dtype to dtype (the old name now warns).
         common["dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"] = (
             self.dtype
@@ -218,18 +267,17 @@ class DiffusionRenderer:
                 if ref.config:  # a diffusers folder, or an original .yaml config
                     name = "config" if Path(ref.config).is_dir() else "original_config"
                     common[name] = ref.config
-                txt2img = StableDiffusionPipeline.from_single_file(ref.location, **common)
+                txt2img = singlefile.load(Path(ref.location), common)
             else:
                 if ref.kind == "hub":  # the same cache the resolver looked in
                     common.update(revision=ref.revision, cache_dir=str(hf_hub_cache()))
                 txt2img = AutoPipelineForText2Image.from_pretrained(ref.location, **common)
             img2img = AutoPipelineForImage2Image.from_pipe(txt2img)
+        except GenimgError:
+            raise
         except Exception as exc:  # diffusers raises many types for unusable weights
             hint = ""
-            if ref.kind == "file" and not ref.config:
-                hint = (" (give the model a 'config:' in genimg.yaml: a local diffusers folder "
-                        "with the same architecture, so nothing has to be fetched)")
-            elif ref.kind == "hub" and offline:
+            if ref.kind == "hub" and offline:
                 hint = " (downloads are off: 'allow_downloads: true' in genimg.yaml fetches it)"
             raise GenimgError(
                 f"cannot load model {ref.name!r} from {ref.location}: "
@@ -242,3 +290,98 @@ class DiffusionRenderer:
         if self.config.vae_tiling:
             txt2img.vae.enable_tiling()
         return _Model(txt2img, img2img, txt2img.scheduler.config)
+
+
+def _no_safety_checker(ref: ModelRef) -> dict[str, Any]:
+    """SD 1.x/2.x pipelines name a safety checker that genimg never loads; SDXL has none
+    (and diffusers warns about arguments a pipeline does not take)."""
+    index = Path(ref.location) / "model_index.json"
+    if ref.kind == "hub":
+        repo = hf_hub_cache() / ("models--" + ref.location.replace("/", "--"))
+        index = repo / "snapshots" / str(ref.revision) / "model_index.json"
+    try:
+        takes = ref.kind == "file" or "safety_checker" in json.loads(index.read_text())
+    except (OSError, ValueError):
+        takes = True
+    return dict(safety_checker=None, requires_safety_checker=False) if takes else {}
+
+
+def _use_loras(model: _Model, task: RenderTask) -> None:
+    """Load exactly the task's LoRAs (diffusers + peft: A1111/kohya and diffusers layouts),
+    unloading the previous set first, so no LoRA outlives its batch."""
+    wanted = lora_set(task)
+    if model.loras == wanted:
+        return
+    pipe = model.txt2img  # img2img shares its modules
+    if model.loras:
+        pipe.unload_lora_weights()
+        model.loras = ()
+    names = []
+    for index, (lora, _weight) in enumerate(task.loras):
+        if lora.problem:
+            raise GenimgError(f"LoRA {lora.name!r} {lora.problem}")
+        names.append(f"lora{index}")
+        try:
+            with _quiet():  # transformers reports every base weight a LoRA does not hold
+                pipe.load_lora_weights(lora.path, adapter_name=names[-1])
+        except Exception as exc:  # diffusers and peft raise many types for unusable files
+            pipe.unload_lora_weights()
+            raise GenimgError(f"cannot load LoRA {lora.name!r} from {lora.path}: "
+                              f"{type(exc).__name__}: {exc}") from exc
+    if names:
+        pipe.set_adapters(names, adapter_weights=[weight for _, weight in task.loras])
+    model.loras = wanted
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Only errors from diffusers' and transformers' loggers while inside."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    before = diffusers_logging.get_verbosity(), transformers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
+    transformers_logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():  # peft warns that a second adapter is a second one
+            warnings.filterwarnings("ignore", "Already found a `peft_config`")
+            yield
+    finally:
+        diffusers_logging.set_verbosity(before[0])
+        transformers_logging.set_verbosity(before[1])
+
+
+def _use_embeddings(model: _Model, embeddings: tuple[FileRef, ...]) -> None:
+    """Load exactly these textual inversions, each as the token of its file name (A1111's
+    way; SDXL files hold one for each text encoder), unloading the previous set first."""
+    wanted = tuple(e.fingerprint for e in embeddings)
+    if model.embeddings == wanted:
+        return
+    pipe = model.txt2img
+    encoders = [(pipe.tokenizer, pipe.text_encoder)]
+    if getattr(pipe, "text_encoder_2", None) is not None:
+        encoders.append((pipe.tokenizer_2, pipe.text_encoder_2))
+    if model.embeddings:
+        for tokenizer, encoder in encoders:
+            pipe.unload_textual_inversion(tokenizer=tokenizer, text_encoder=encoder)
+        model.embeddings = ()
+    for embedding in embeddings:
+        try:
+            with _quiet():
+                _load_embedding(pipe, embedding, encoders)
+        except Exception as exc:  # diffusers raises many types for unusable files
+            raise GenimgError(f"cannot load embedding {embedding.name!r} from "
+                              f"{embedding.path}: {type(exc).__name__}: {exc}") from exc
+    model.embeddings = wanted
+
+
+def _load_embedding(pipe: Any, embedding: FileRef, encoders: list[tuple[Any, Any]]) -> None:
+    if len(encoders) == 1:
+        pipe.load_textual_inversion(embedding.path, token=embedding.name)
+        return
+    from safetensors.torch import load_file
+
+    state = load_file(embedding.path)  # SDXL: {"clip_l": …, "clip_g": …}
+    for (tokenizer, encoder), part in zip(encoders, ("clip_l", "clip_g"), strict=True):
+        pipe.load_textual_inversion(state[part], token=embedding.name, tokenizer=tokenizer,
+                                    text_encoder=encoder)
