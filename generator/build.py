@@ -47,7 +47,8 @@ class BuildOptions:
     frozen: bool = False  # render nothing; fail on any picture missing from the cache
     drafts: bool = False
     lock_wait: float = 0.0  # seconds to wait for another build of the same blog
-    workers: int | None = None  # render on this many Ray workers (overrides genimg.yaml)
+    #: render on this many Ray workers (overrides genimg.yaml); 0: one per GPU, else one
+    workers: int | None = None
     cluster: str | None = None  # on this Ray cluster (overrides genimg.yaml's render:)
 
 

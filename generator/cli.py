@@ -18,6 +18,26 @@ import generator
 
 from .errors import GenimgError
 
+
+class WorkersParam(click.ParamType):
+    """``--workers``: a count of at least 1, or ``auto`` (0 inside: one per GPU, else one)."""
+
+    name = "workers"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        if str(value).strip().lower() == "auto":
+            return 0
+        try:
+            count = int(value)
+        except ValueError:
+            count = 0
+        if count < 1:
+            self.fail(f"{value!r} is neither a count of at least 1 nor 'auto'", param, ctx)
+        return count
+
+
 BLOG_OPTION = click.option(
     "-C", "--blog", "blog", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
     show_default=True, help="The blog folder (holds genimg.yaml and posts/).",
@@ -66,8 +86,9 @@ def main() -> None:
 @click.option("--drafts", is_flag=True, help="Include posts marked draft: true.")
 @click.option("--wait", "lock_wait", type=float, default=0.0, show_default=True,
               help="Seconds to wait if another build of this blog is running.")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Render on this many Ray worker processes (needs genimg[ray]).")
+@click.option("--workers", type=WorkersParam(), default=None, metavar="N|auto",
+              help="Render on N Ray worker processes, or `auto`: one per GPU (else one); "
+                   "needs genimg[ray].")
 @click.option("--cluster", default=None, metavar="ADDRESS",
               help="Render on the Ray cluster at ADDRESS (`ray start --head` prints it).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")

@@ -245,3 +245,33 @@ def test_render_cluster_in_genimg_yaml(make_blog: MakeBlog) -> None:
     result = genimg("check", "-C", bad)
     assert result.exit_code == 1
     assert result.stderr.startswith("error: genimg.yaml:3: ")
+
+
+class CountsWorkers(Progress):
+    """Counts the workers that exist when the first steps are done."""
+
+    def __init__(self) -> None:
+        self.workers: int | None = None
+
+    def advance_steps(self, steps: int) -> None:
+        import ray
+
+        if self.workers is None:
+            self.workers = sum("-worker-" in n for n in ray.util.list_named_actors())
+
+
+@renders
+def test_workers_auto_is_one_per_gpu_else_one(
+    ray_local: Path, make_blog: MakeBlog, tiny_model: TinyModel,
+    single_process_site: dict[str, bytes],
+) -> None:
+    from generator.cli import WorkersParam
+
+    assert WorkersParam().convert("auto", None, None) == 0
+    assert WorkersParam().convert("3", None, None) == 3
+    root = make_blog({"2022-10-30-w.md": POST}, config=tiny_config(str(tiny_model.folder)))
+    progress = CountsWorkers()
+    report = build_site(root, BuildOptions(workers=0), progress)
+    assert report.rendered == 4
+    assert progress.workers == 1  # this machine has no GPU
+    assert site_files(root) == single_process_site
