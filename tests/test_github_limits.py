@@ -134,7 +134,7 @@ def test_originals_as_lossless_webp_keep_pixels_and_infotext(blog: Path) -> None
                 is None  # the same pixels
             assert _user_comment(webp) == png.info["parameters"]
     page = next((blog / "site" / "posts").glob("*/index.html")).read_text()
-    assert f'href="/images/{stem}.webp"' in page and ">WEBP</a>" in page
+    assert f'href="/images/{stem}.webp"' in page and ">Download original WEBP</a>" in page
     webp_total = sum((images / f"{s}.webp").stat().st_size for s in pngs)
     assert webp_total < png_total
 
