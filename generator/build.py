@@ -147,7 +147,8 @@ def _write_everything(site: LoadedSite, cache: Cache, options: BuildOptions,
     pictures = writer.write(figures.webs.values())
     pictures += writer.write(figures.befores.values(), thumbs_only=True)
     pictures += writer.write_cards(figures.cards.values())
-    with_search = config.search and search.available()
+    # (Pagefind makes no index of nothing: a blog without posts has no search page yet)
+    with_search = config.search and bool(site.posts) and search.available()
     if config.search and not with_search:
         log(search.MISSING_NOTE)
     page_state = PageState(config.cache_dir, "pages")

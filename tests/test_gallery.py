@@ -144,6 +144,13 @@ def test_without_pagefind_the_build_says_so_and_has_no_search(make_blog: MakeBlo
     assert not _soup(site, "index.html").select("form[role=search]")
 
 
+def test_a_blog_without_posts_builds_without_a_search_page(make_blog: MakeBlog):
+    root = make_blog({})
+    log: list[str] = []
+    site = _build(root, log)
+    assert (site / "index.html").is_file() and not (site / "search").exists()
+
+
 def test_search_off_in_the_config_is_silent(make_blog: MakeBlog):
     log: list[str] = []
     site = _build(_blog(make_blog, config=CONFIG + "search: false\n"), log)
