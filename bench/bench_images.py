@@ -32,7 +32,14 @@ from pathlib import Path
 from _util import machine_line, median, table
 
 from generator.cache import Cache
-from generator.images import THUMB_WIDTHS, WEBP_QUALITY, ImageWriter, WebImage, _thumbnail_bytes
+from generator.images import (
+    THUMB_WIDTHS,
+    WEBP_QUALITY,
+    ImageWriter,
+    WebImage,
+    _decode,
+    _thumbnail_bytes,
+)
 from generator.metadata import png_bytes
 
 
@@ -107,7 +114,7 @@ def fill_cache(cache: Cache, images: list) -> list[WebImage]:
 
 def _encode(job: tuple[bytes, int]) -> int:
     png, width = job
-    return len(_thumbnail_bytes(png, width))
+    return len(_thumbnail_bytes(_decode(png), width))
 
 
 def time_encode(jobs: list[tuple[bytes, int]], workers: int, repeats: int) -> dict[str, float]:

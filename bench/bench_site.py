@@ -386,7 +386,8 @@ STAGES = [
     ("Cache.meta (all calls: JSON sidecars)", "generator.cache", "Cache.meta"),
     ("Cache.read_bytes (read + SHA-256)", "generator.cache", "Cache.read_bytes"),
     ("write_atomic (temp + fsync + rename)", "generator.atomic", "write_atomic"),
-    ("_thumbnail_bytes (decode, resize, WebP)", "generator.images", "_thumbnail_bytes"),
+    ("_decode (PNG to pixels, once per picture)", "generator.images", "_decode"),
+    ("_thumbnail_bytes (resize, WebP)", "generator.images", "_thumbnail_bytes"),
 ]
 
 _CHILD = r"""

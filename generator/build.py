@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import output
+from . import output, search
 from .cache import Cache
 from .changed_pages import render_changed_pages
 from .cluster import Where, preflight, worker_pool
@@ -30,7 +30,7 @@ from .figures import Figures
 from .images import ImageWriter
 from .misses import find_misses, frozen_error, verify_for_site
 from .models import ModelResolver
-from .pages import static_files
+from .pages import PageRenderer, static_files
 from .plan import Plan, Planner
 from .progress import Progress
 from .rendering import Interrupted, render_misses
@@ -138,20 +138,36 @@ def build_site(root: Path, options: BuildOptions = BuildOptions(),
 def _write_everything(site: LoadedSite, cache: Cache, options: BuildOptions,
                       present: dict[str, os.DirEntry], folders: list[str],
                       report: BuildReport, log: Callable[[str], None]) -> None:
-    """Web images, pages, static files into the site; then save the build state."""
+    """Web images, pages, static files, the search index into the site; then save the
+    build state."""
     config, out = site.config, site.config.output_dir
     output.mark_owned(out)
     figures = Figures(site.posts, site.plan, cache, options.preview, config.originals,
                       config.originals_url)
-    pictures = ImageWriter(cache, out, present).write(figures.webs.values())
+    writer = ImageWriter(cache, out, present)
+    pictures = writer.write(figures.webs.values())
+    pictures += writer.write(figures.befores.values(), thumbs_only=True)
+    pictures += writer.write_cards(figures.cards.values())
+    # (Pagefind makes no index of nothing: a blog without posts has no search page yet)
+    with_search = config.search and bool(site.posts) and search.available()
+    if config.search and not with_search:
+        log(search.MISSING_NOTE)
     page_state = PageState(config.cache_dir, "pages")
     pages, kept, inputs = render_changed_pages(config, site.posts, site.post_cache, figures,
-                                               options.preview, present, page_state)
+                                               options.preview, present, page_state,
+                                               with_search)
+    if with_search:
+        index, kept_index = search.search_files(config, site.posts, figures,
+                                                PageRenderer(config, figures).url, present)
+        pages.update(index)
+        kept.update(kept_index)
     files: dict[str, bytes | Path] = {**pages, **static_files(config), **figures.sources}
     if options.preview:
         files[output.PREVIEW_MARKER] = output.PREVIEW_MARKER_TEXT
     files[output.SITE_MARKER] = output.SITE_MARKER_TEXT
     web_files = {rel for web in figures.webs.values() for rel in web.site_files}
+    web_files.update(rel for web in figures.befores.values() for rel in web.thumb_files)
+    web_files.update(web.card for web in figures.cards.values())
     written, report.files_removed = output.write_site(out, files, web_files | kept, present,
                                                       folders)
     report.files_written += pictures + written

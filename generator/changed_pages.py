@@ -24,7 +24,7 @@ from .pages import Page, PageRenderer, shape, theme_dirs
 from .state import PageState, PostCache, code_digest
 
 
-def _pages_context(config: SiteConfig, preview: bool) -> str:
+def _pages_context(config: SiteConfig, preview: bool, with_search: bool) -> str:
     """Digest of what every page depends on: code, config, theme templates, mode."""
     templates: list[str | tuple[str, str]] = []
     for theme in theme_dirs(config):
@@ -34,7 +34,8 @@ def _pages_context(config: SiteConfig, preview: bool) -> str:
             if file.is_file():
                 templates.append((file.relative_to(folder).as_posix(),
                                   hashlib.sha256(file.read_bytes()).hexdigest()))
-    return digest("pages", code_digest(), jinja2.__version__, repr(config), preview, templates)
+    return digest("pages", code_digest(), jinja2.__version__, repr(config), preview, templates,
+                  with_search)
 
 
 class _PageDigests:
@@ -73,13 +74,14 @@ class _PageDigests:
 
 def render_changed_pages(config: SiteConfig, posts: list[Post], post_cache: PostCache,
                          figures: Figures, preview: bool, present: Mapping[str, os.DirEntry],
-                         page_state: PageState
+                         page_state: PageState, with_search: bool = False
                          ) -> tuple[dict[str, bytes], set[str],
                                     dict[str, tuple[str | None, list[str]]]]:
     """Render the pages that changed: (path -> bytes, paths kept as they are, and
     path -> (digest, posts read) of each page rendered, to record once written)."""
-    renderer = PageRenderer(config, figures, preview=preview)
-    digests = _PageDigests(posts, post_cache, figures, _pages_context(config, preview))
+    renderer = PageRenderer(config, figures, preview=preview, search=with_search)
+    digests = _PageDigests(posts, post_cache, figures,
+                           _pages_context(config, preview, with_search))
     rendered: dict[str, bytes] = {}
     kept: set[str] = set()
     inputs: dict[str, tuple[str | None, list[str]]] = {}

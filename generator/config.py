@@ -80,6 +80,7 @@ class SiteConfig:
     theme_dir: Path = Path(_DEFAULTS["theme_dir"])
     per_page: int = _DEFAULTS["per_page"]
     grid_limit: int = _DEFAULTS["grid_limit"]
+    search: bool = _DEFAULTS["search"]
     allow_downloads: bool = _DEFAULTS["allow_downloads"]
     device: str = _DEFAULTS["device"]
     dtype: str = _DEFAULTS["dtype"]

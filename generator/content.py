@@ -189,7 +189,7 @@ def parse_gallery(yaml_text: str, where: Location, defaults: Mapping[str, Any],
     def at(key: str) -> Location:
         return Location(where.file, top_lines.get(key, where.line))
 
-    columns = caption = None
+    columns = caption = compare = None
     block_defaults: Mapping[str, Any] = {}
     images_at = where
     if isinstance(data, Mapping):
@@ -203,6 +203,7 @@ def parse_gallery(yaml_text: str, where: Location, defaults: Mapping[str, Any],
                                     "with the spec every cell starts from")
         columns = data.get("columns")
         caption = data.get("caption")
+        compare = data.get("compare")
         if data.get("defaults") is not None:
             raw = data["defaults"]
             block_defaults = parse_defaults(raw, at("defaults"), key_lines_of(raw))
@@ -235,7 +236,7 @@ def parse_gallery(yaml_text: str, where: Location, defaults: Mapping[str, Any],
             errors.append(exc)
     if errors:
         raise ErrorList(errors)
-    return Gallery(tuple(images), columns, caption, where)
+    return Gallery(tuple(images), columns, caption, where, compare=compare)
 
 
 def _as_date(value: Any, file: str, line: int, stem: str) -> dt.date:

@@ -10,9 +10,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from .errors import GenimgError, Location
 from .hashing import digest
-from .images import WebImage, stem_for
+from .images import WebImage, placeholder, placeholder_uri, stem_for
 from .modes import MODES
 
 if TYPE_CHECKING:
@@ -43,12 +45,37 @@ def web_image(plan: Plan, key: str, brief: Brief, original: str = "png") -> WebI
     return web
 
 
+def _origin_prompts(plan: Plan, key: str) -> tuple[str, str]:
+    """The prompts of the generated picture a restoration comes from ('' for a file)."""
+    node = plan.nodes[key]
+    while not MODES[node.spec.mode].generates and node.parent:
+        node = plan.nodes[node.parent]
+    spec = node.spec if MODES[node.spec.mode].generates else None
+    return (spec.prompt, spec.negative_prompt) if spec else ("", "")
+
+
+#: (site path, width, height, label) of the picture a figure can be compared with
+Before = tuple[str, int, int, str]
+
+
+def _web_of(plan: Plan, cache: Cache, key: str, original: str = "png") -> WebImage:
+    brief = cache.brief(key)
+    if brief is None:
+        raise GenimgError(f"cache entry {key[:12]} vanished during the build")
+    return web_image(plan, key, brief, original)
+
+
 class Figures(Mapping[Location, dict[str, Any]]):
     """Template data for each image, made on first use, plus the web images to write
-    and the user source files to copy."""
+    (``webs``; ``befores``: those only a slider shows; ``cards``: the share card of each
+    post's first picture) and the user source files to copy."""
 
     def __init__(self, posts: list[Post], plan: Plan, cache: Cache, preview: bool,
                  original: str = "png", originals_url: str | None = None):
+        self._cache = cache
+        self.cards: dict[str, WebImage] = {}
+        #: pictures shown only as the "before" of a slider: thumbnails, no PNG
+        self.befores: dict[str, WebImage] = {}
         # Keyed as images name their post (a posts_dir outside the blog has no relative path).
         images = [image for post in posts for image in post.images]
         post_of = {image.location.file: post for post in posts for image in post.images}
@@ -65,15 +92,42 @@ class Figures(Mapping[Location, dict[str, Any]]):
         self._inputs: dict[Location, tuple] = {}
         for image in images:
             key = plan.shown_key[image.location]
+            web = self.webs[key] = _web_of(plan, cache, key, original)
             brief = cache.brief(key)
-            if brief is None:
-                raise GenimgError(f"cache entry {key[:12]} vanished during the build")
-            web = self.webs[key] = web_image(plan, key, brief, original)
             source_url, source_label = self._source(image, plan, key, anchors)
-            shown_preview = preview if brief.preview is None else brief.preview
+            shown_preview = preview if brief is None or brief.preview is None else brief.preview
             self._inputs[image.location] = (image, key, web, source_url, source_label,
-                                            shown_preview, originals_url)
+                                            shown_preview, originals_url,
+                                            self._before(plan, key))
+        for key in set(self.befores) & set(self.webs):
+            del self.befores[key]
+        for post in posts:
+            if post.images:
+                web = self.webs[plan.shown_key[post.images[0].location]]
+                self.cards[web.key] = web
         self._made: dict[Location, dict[str, Any]] = {}
+        #: what a restoration alone was made from, as its infotext says: (prompt, negative)
+        self.origin_prompts = {image.location: _origin_prompts(plan, plan.shown_key[
+            image.location]) for image in images if not MODES[image.mode].generates}
+
+    def _before(self, plan: Plan, key: str) -> Before | None:
+        """The picture this one was made from, for the compare slider: the unrestored
+        picture of a face restoration, the source of an img2img (a figure, or a file)."""
+        node = plan.nodes[key]
+        label = "Before face restoration" if MODES[node.spec.mode].renderer == "faces" \
+            else "Source picture"
+        if node.parent:
+            web = self.webs.get(node.parent) or self.befores.setdefault(
+                node.parent, _web_of(plan, self._cache, node.parent))
+            return web.thumb(web.thumb_widths()[0]), web.width, web.height, label
+        if node.file is not None:
+            from PIL import Image  # a header read, for pictures made from a user file
+
+            name = f"images/source-{node.key[:8]}-{node.file.name}"
+            self.sources[name] = node.file
+            with Image.open(node.file) as picture:
+                return name, picture.width, picture.height, label
+        return None
 
     def _source(self, image: ImageSpec, plan: Plan, key: str, anchors: dict[str, str]
                 ) -> tuple[str | None, str | None]:
@@ -94,8 +148,21 @@ class Figures(Mapping[Location, dict[str, Any]]):
 
     def __getitem__(self, location: Location) -> dict[str, Any]:
         if location not in self._made:
-            self._made[location] = figure(*self._inputs[location])
+            inputs = self._inputs[location]
+            key, web = inputs[1], inputs[2]
+            meta = self._cache.meta(key) or {}
+            made = figure(*inputs)
+            made["infotext"] = str(meta.get("infotext", ""))
+            made["spec_yaml"] = spec_yaml(inputs[0])
+            made["placeholder"] = placeholder_uri(placeholder(self._cache, key),
+                                                  web.width, web.height)
+            self._made[location] = made
         return self._made[location]
+
+    def basic(self, location: Location) -> dict[str, Any]:
+        """A figure without what needs the cache (infotext, placeholder): the search
+        index reads every picture on every build, cheaply."""
+        return self._made.get(location) or figure(*self._inputs[location])
 
     def __iter__(self) -> Iterator[Location]:
         return iter(self._inputs)
@@ -106,24 +173,36 @@ class Figures(Mapping[Location, dict[str, Any]]):
     def digest(self, post: Post) -> str:
         """Digest of what the figures of ``post`` are made from (its specs aside)."""
         return digest([(key, web.stem, web.width, web.height, url, label, preview, web.original,
-                         elsewhere)
-                       for _, key, web, url, label, preview, elsewhere
+                         elsewhere, before)
+                       for _, key, web, url, label, preview, elsewhere, before
                        in (self._inputs[image.location] for image in post.images)])
 
 
+#: libyaml's safe dumper where PyYAML has it: ten times as fast as the Python one
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def spec_yaml(image: ImageSpec) -> str:
+    """The spec as a gallery block item a writer can paste (``- prompt: …``)."""
+    return yaml.dump([image.as_yaml_dict()], Dumper=_DUMPER, allow_unicode=True,
+                     sort_keys=False, width=1000)
+
+
 def figure(image: ImageSpec, key: str, web: WebImage, source_url: str | None,
-           source_label: str | None, preview: bool, originals_url: str | None = None
-           ) -> dict[str, Any]:
-    """What the theme gets for one picture (see ``gallery.html``).
+           source_label: str | None, preview: bool, originals_url: str | None = None,
+           before: Before | None = None) -> dict[str, Any]:
+    """What the theme gets for one picture (see ``picture.html``).
 
     ``full`` is a site path (or None); ``original_url`` the full picture's URL elsewhere
-    (``originals: none`` with ``originals_url``); ``large`` what a click opens."""
+    (``originals: none`` with ``originals_url``); ``large`` what a click opens. The
+    infotext, the placeholder and the spec to copy (costly, or needing the cache) are
+    added by ``Figures`` for the pages it renders."""
     widths = web.thumb_widths()
     mode = MODES[image.mode]
     elsewhere = (originals_url.rstrip("/") + f"/{web.stem}.png"
                  if originals_url and web.full is None else None)
     return {
-        "key": key, "anchor": f"img-{key[:8]}", "full": web.full,
+        "key": key, "anchor": f"img-{key[:8]}", "full": web.full, "card": web.card,
         "original_url": elsewhere, "original_format": web.original.upper(),
         "large": web.full or web.thumb(widths[-1]),
         "thumbs": [(web.thumb(w), w) for w in widths], "src": web.thumb(widths[0]),
@@ -138,4 +217,7 @@ def figure(image: ImageSpec, key: str, web: WebImage, source_url: str | None,
         "face_weight": f"{image.face_weight:g}",
         "source_url": source_url, "source_label": source_label,
         "preview": preview,
+        "before": None if before is None else dict(zip(("src", "width", "height", "label"),
+                                                        before, strict=True)),
+        "infotext": "", "placeholder": "", "spec_yaml": "",
     }

@@ -31,6 +31,7 @@ import generator
 from .config import SiteConfig
 from .content import GALLERY_PLACEHOLDER, Post, slugify
 from .errors import NOT_TEXT, GenimgError
+from .images import CARD_SIZE
 
 FEED_ENTRIES = 20
 
@@ -152,10 +153,11 @@ class PageRenderer:
     """Renders pages to bytes; knows nothing of caches or models."""
 
     def __init__(self, config: SiteConfig, figures: Mapping[Any, Mapping[str, Any]],
-                 preview: bool = False):
+                 preview: bool = False, search: bool = False):
         self.config = config
         self.figures = figures
         self.preview = preview
+        self.search = search
         # Absolute URL path of the site root, always with a leading and trailing slash.
         sub_path = config.base_path.strip("/")
         self.base_path = f"/{sub_path}/" if sub_path else "/"
@@ -179,7 +181,8 @@ class PageRenderer:
         self.env.globals.update(
             url=self.url, abs_url=self.abs_url, site=config, preview=preview,
             genimg_version=generator.__version__, tag_url=self.tag_url,
-            figures_of=self.figures_of, page_url=None,
+            figures_of=self.figures_of, page_url=None, search=search,
+            has_origin=bool(self.origin), card_size=CARD_SIZE,
         )
         self.env.filters["isodate"] = _isodate
         self.env.filters["attr"] = _attr
@@ -247,7 +250,8 @@ class PageRenderer:
         for index, figures in enumerate(self.figures_of(post)):
             gallery = post.galleries[index]
             template = self.env.get_template("grid.html" if gallery.grid else "gallery.html")
-            row = template.render(gallery=gallery, figures=figures, post=post, url=link)
+            row = template.render(gallery=gallery, figures=figures, post=post, url=link,
+                                  interactive=not absolute)
             html = html.replace(GALLERY_PLACEHOLDER.format(index), row)
         return html
 
@@ -293,7 +297,7 @@ class PageRenderer:
         for i, post in enumerate(posts):
             pages.append(Page(
                 post.url + "index.html", "post.html",
-                {"post": post, "page_url": post.url,
+                {"post": post, "page_url": post.url, "share_post": post,
                  "newer": posts[i - 1] if i > 0 else None,
                  "older": posts[i + 1] if i + 1 < len(posts) else None},
                 lazy={"content": functools.partial(self.post_html, post)}))
@@ -301,6 +305,8 @@ class PageRenderer:
             pages.append(Page(tag.url + "index.html", "tag.html",
                               {"tag": tag, "page_url": tag.url}))
         pages.append(Page("tags/index.html", "tags.html", {"tags": tags, "page_url": "tags/"}))
+        if self.search:
+            pages.append(Page("search/index.html", "search.html", {"page_url": "search/"}))
         years: dict[int, list[Post]] = {}
         for post in posts:
             years.setdefault(post.date.year, []).append(post)
@@ -316,6 +322,11 @@ class PageRenderer:
             "urls": [p.removesuffix("index.html") for p in listing]}))
         pages.append(Page("robots.txt", "robots.txt", {}))
         pages.append(Page("404.html", "404.html", {}))
+        # The share card of a page that shows no one post: the newest post's first picture.
+        newest = next((p for p in posts if p.images), None)
+        for page in pages:
+            if page.path.endswith(".html"):
+                page.context.setdefault("share_post", newest)
         return pages
 
     def render(self, page: Page) -> tuple[bytes, list[str]]:

@@ -259,6 +259,9 @@ GALLERY = table(
         "off, over `x` and `y`", False),
     Key("limit", (int,), "most pictures the grid may have (default: `grid_limit` of "
         "`genimg.yaml`)", check=at_least(1)),
+    Key("compare", (str, _NONE), "`slider` shows each picture made from another as a "
+        "before/after slider (default: `side-by-side`, the slider one click away)",
+        check=one_of(("side-by-side", "slider"))),
 )
 #: The gallery keys only a grid has.
 GRID_KEYS = ("x", "y", "z", "prompt_matrix", "limit")
@@ -291,6 +294,8 @@ CONFIG = table(
     Key("per_page", (int,), "posts per index page", 10, at_least(1)),
     Key("grid_limit", (int,), "most pictures a comparison grid may have (a grid's `limit:` "
         "overrides it)", 100, at_least(1)),
+    Key("search", (bool,), "a search page and its static index (needs "
+        "`pip install 'genimg[search]'`; skipped with a note without it)", True),
     Key("allow_downloads", (bool,), "may a build download a hub model", False),
     Key("device", (str,), "auto, cpu, cuda, cuda:N or mps", "auto", _device),
     Key("dtype", (str,), "auto (fp16 on CUDA), float32, float16 or bfloat16", "auto",

@@ -108,6 +108,7 @@ class Gallery:
     caption: str | None
     location: Location
     grid: Grid | None = None
+    compare: str | None = None  # "slider": pictures made from another start as a slider
 
 
 def _loras(prompt: str, mapping: Mapping[str, Any],

@@ -90,7 +90,7 @@ def post_record(post: Post) -> dict[str, Any]:
         "galleries": [[g.columns, g.caption, g.location.line,
                        [[*(_json_field(s, n) for n in _SPEC_FIELDS), s.location.line,
                          s.location.cell, [list(pair) for pair in s.key_lines]]
-                        for s in g.images], _grid_record(g.grid)]
+                        for s in g.images], _grid_record(g.grid), g.compare]
                       for g in post.galleries],
     }
 
@@ -98,10 +98,10 @@ def post_record(post: Post) -> dict[str, Any]:
 def post_from_record(path: Path, file: str, record: Mapping[str, Any]) -> Post:
     """The Post that ``post_record`` described; raises (Key/Type/Value)Error if damaged."""
     galleries = []
-    for columns, caption, line, rows, grid in record["galleries"]:
+    for columns, caption, line, rows, grid, compare in record["galleries"]:
         images = tuple(_spec(row, file) for row in rows)
         galleries.append(Gallery(images, columns, caption, Location(file, line),
-                                 _grid(grid)))
+                                 _grid(grid), compare))
     return Post(source=path, title=record["title"], date=dt.date.fromisoformat(record["date"]),
                 slug=record["slug"], tags=tuple(record["tags"]), draft=record["draft"],
                 summary=record["summary"], html=record["html"], galleries=galleries,

@@ -44,7 +44,7 @@ FUZZ = settings(max_examples=int(os.environ.get("GENIMG_FUZZ_EXAMPLES", "150")),
 
 KEYS = [*SPEC, "images", "defaults", "columns", "title", "date", "tags", "draft", "slug",
         "summary", "extra", "promt", "<<", "models", "source", "grid", "x", "y", "z",
-        "prompt_matrix", "limit", "prompt_sr"]
+        "prompt_matrix", "limit", "prompt_sr", "compare"]
 
 #: Pieces of YAML, good and bad, that random text is glued together from.
 FRAGMENTS = [
@@ -56,7 +56,7 @@ FRAGMENTS = [
     "img2img", "restore", "txt2img", "Euler a", "girl", "photo.png", "notes.txt",
     "../../etc/passwd", "/etc/passwd", "\t", "\x00", "\x07", "\u2028", "\x85", "\ufeff",
     "\\", "\\0", "é", "美丽", "x" * 300, "```", "```gallery\n", "<<: *a",
-    "1-10 (+2)", "10-100 [5]", "5-1", "0.1-0.3 (+0.1)", "1-9999999999", "a|b|c", "steps",
+    "1-10 (+2)", "10-100 [5]", "5-1", "0.1-0.3 (+0.1)", "1-9999999999", "a|b|c", "steps", "slider",
 ]
 
 yaml_text = st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join)

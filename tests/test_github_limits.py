@@ -134,7 +134,7 @@ def test_originals_as_lossless_webp_keep_pixels_and_infotext(blog: Path) -> None
                 is None  # the same pixels
             assert _user_comment(webp) == png.info["parameters"]
     page = next((blog / "site" / "posts").glob("*/index.html")).read_text()
-    assert f'href="/images/{stem}.webp"' in page and ">WEBP</a>" in page
+    assert f'href="/images/{stem}.webp"' in page and ">Download original WEBP</a>" in page
     webp_total = sum((images / f"{s}.webp").stat().st_size for s in pngs)
     assert webp_total < png_total
 
@@ -146,7 +146,9 @@ def test_originals_none_leaves_them_out_and_links_elsewhere(blog: Path) -> None:
     assert genimg("build", "--preview", "-q", "-C", blog).exit_code == 0
     images = blog / "site" / "images"
     thumbs = sorted(p.name for p in images.iterdir())
-    assert thumbs and all(name.endswith(("-512.webp", "-1024.webp")) for name in thumbs)
+    # thumbnails, and each post's share card (issue 15)
+    assert thumbs and all(name.endswith(("-512.webp", "-1024.webp", "-card.jpg"))
+                          for name in thumbs)
     page = next((blog / "site" / "posts").glob("*/index.html")).read_text()
     stem = thumbs[0].rsplit("-", 1)[0]
     assert f'href="https://example.org/pictures/{stem}.png"' in page

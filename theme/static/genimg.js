@@ -118,3 +118,105 @@
     else if (dy > 80 && Math.abs(dy) > Math.abs(dx)) close();  // swipe down closes
   });
 })();
+
+// Copy buttons (in each picture's settings): the prompt, the A1111 infotext, the genimg
+// spec. The Clipboard API needs a secure context; elsewhere (http://, file://) a hidden
+// textarea and execCommand("copy") do it. Each copy is shown on the button and announced.
+(function () {
+  "use strict";
+  var groups = document.querySelectorAll(".copy-buttons");
+  if (!groups.length) return;
+  var live = document.createElement("p");
+  live.className = "visually-hidden";
+  live.setAttribute("role", "status");
+  document.body.appendChild(live);
+
+  function fallback(text) {
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.top = "-100vh";
+    document.body.appendChild(area);
+    var focused = document.activeElement;
+    area.select();
+    var ok = false;
+    try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+    area.remove();
+    if (focused && focused.focus) focused.focus();
+    return ok ? Promise.resolve() : Promise.reject(new Error("copy refused"));
+  }
+
+  function copy(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text).catch(function () { return fallback(text); });
+    }
+    return fallback(text);
+  }
+
+  groups.forEach(function (group) { group.hidden = false; });
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest && e.target.closest("button.copy");
+    if (!button) return;
+    var what = button.getAttribute("data-what");
+    copy(button.getAttribute("data-copy")).then(function () {
+      button.classList.add("copied");
+      live.textContent = what + " copied";
+    }, function () {
+      button.classList.add("copy-failed");
+      live.textContent = what + " could not be copied";
+    });
+    setTimeout(function () {
+      button.classList.remove("copied", "copy-failed");
+      if (live.textContent.indexOf(what) === 0) live.textContent = "";
+    }, 2500);
+  });
+})();
+
+// Before/after slider of a picture and the one it was made from. The range input does
+// the keyboard (arrows, Home, End, Page Up/Down) and screen readers; pointer events do
+// mouse, pen and touch drags anywhere on the picture.
+(function () {
+  "use strict";
+  document.querySelectorAll("figure.picture").forEach(function (figure) {
+    var box = figure.querySelector(".compare");
+    var toggle = figure.querySelector(".compare-toggle");
+    var link = figure.querySelector(".picture-link");
+    if (!box || !toggle || !link) return;
+    var range = box.querySelector(".compare-range");
+    var dragging = false;
+
+    function set(value) {
+      range.value = String(value);
+      box.style.setProperty("--position", value + "%");
+      range.setAttribute("aria-valuetext", value + "% before");
+    }
+    function slider(on) {
+      box.hidden = !on;
+      link.hidden = on;
+      toggle.setAttribute("aria-pressed", String(on));
+    }
+    function move(e) {
+      var r = box.getBoundingClientRect();
+      set(Math.round(Math.min(100, Math.max(0, (e.clientX - r.left) / r.width * 100))));
+    }
+
+    range.addEventListener("input", function () { set(+range.value); });
+    box.addEventListener("pointerdown", function (e) {
+      dragging = true;
+      try { box.setPointerCapture(e.pointerId); } catch (error) { /* a synthetic event */ }
+      move(e);
+      range.focus({ preventScroll: true });
+      e.preventDefault();
+    });
+    box.addEventListener("pointermove", function (e) { if (dragging) move(e); });
+    box.addEventListener("pointerup", function () { dragging = false; });
+    box.addEventListener("pointercancel", function () { dragging = false; });
+    toggle.hidden = false;
+    toggle.addEventListener("click", function () {
+      slider(box.hidden);
+      if (!box.hidden) range.focus();
+    });
+    if (figure.getAttribute("data-compare") === "slider") slider(true);
+  });
+})();
