@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .comfyui import NotOnePass, graph_to_spec
-from .infotext import PARAMETERS, infotext_to_spec
+from .infotext import PARAMETERS, read_spec
 from .metadata import parse_infotext
+from .prompts import unsupported
 from .readers import COMFYUI, INVOKEAI, Picture
 
 #: A1111 parameters that say nothing about the pixels.
@@ -80,7 +81,13 @@ def _from_infotext(text: str) -> Adopted:
                        "the file")
     if "<lora:" in fields.get("prompt", "") or "<lyco:" in fields.get("prompt", ""):
         return Adopted(None, "its prompt uses a LoRA, which genimg does not load")
-    spec = infotext_to_spec(text)
+    for name in ("prompt", "Negative prompt"):  # read with A1111's syntax: what it refuses
+        problem = unsupported(fields.get(name, ""))
+        if problem:
+            return Adopted(None, f"its {name.lower()} {problem}")
+    spec, cannot = read_spec(text)
+    if cannot:  # e.g. a Schedule type genimg does not draw for that sampler
+        return Adopted(None, f"its parameters {', '.join(cannot)} are not ones genimg renders")
     return Adopted(spec, model_hash=fields.get("Model hash") or None)
 
 

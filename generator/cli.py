@@ -140,7 +140,7 @@ def info(files: tuple[Path, ...], raw: bool) -> None:
 
     from .adopt import adopt
     from .errors import NOT_TEXT, escaped, one_line
-    from .infotext import infotext_to_spec
+    from .infotext import read_spec
     from .readers import read_picture
 
     failed = False
@@ -152,8 +152,8 @@ def info(files: tuple[Path, ...], raw: bool) -> None:
             failed = True
             continue
         adopted = adopt(picture)
-        spec = (infotext_to_spec(picture.infotext) if picture.infotext is not None
-                else adopted.spec)
+        spec, unsupported = (read_spec(picture.infotext) if picture.infotext is not None
+                             else (adopted.spec, []))
         if spec is None:
             click.echo(f"error: {GenimgError(str(adopted.why), file)}", err=True)
             failed = True
@@ -165,6 +165,10 @@ def info(files: tuple[Path, ...], raw: bool) -> None:
             click.echo(NOT_TEXT.sub(lambda m: escaped(m.group()), text))
         else:
             click.echo(yaml.safe_dump([spec], allow_unicode=True, sort_keys=False).rstrip())
+            if unsupported:  # names from anyone's picture: shown, never obeyed
+                names = NOT_TEXT.sub(lambda m: escaped(m.group()), ", ".join(unsupported))
+                click.echo(f"warning: {one_line(str(file))}: genimg does not render these "
+                           f"fields: {names}", err=True)
     if failed:
         sys.exit(1)
 

@@ -243,7 +243,9 @@ def dump_default_config(title: str) -> str:
             "language": "en",
             "author": "",
             "models": {"default": "stable-diffusion-v1-5/stable-diffusion-v1-5"},
-            "defaults": {"steps": 20, "cfg": 7, "sampler": "Euler a", "width": 512, "height": 512},
+            # A new blog speaks A1111's dialect: its prompt syntax and its (NV) noise.
+            "defaults": {"steps": 20, "cfg": 7, "sampler": "Euler a", "width": 512, "height": 512,
+                         "prompt_syntax": "a1111", "noise": "nv"},
         },
         allow_unicode=True,
         sort_keys=False,

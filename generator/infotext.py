@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from .metadata import format_infotext, parse_infotext
 from .modes import IMG2IMG, MODES
+from .prompts import is_plain
+from .samplers import ANCESTRAL, SAMPLERS, schedule_problem
 from .schema import SPEC
 
 if TYPE_CHECKING:
@@ -29,16 +31,31 @@ PARAMETERS: dict[str, tuple[str, Callable[[ImageSpec, ModelRef | None], Any]]] =
     "seed": ("Seed", lambda spec, model: spec.seed),
     "steps": ("Steps", lambda spec, model: spec.steps),
     "sampler": ("Sampler", lambda spec, model: spec.sampler),
+    "schedule_type": ("Schedule type", lambda spec, model: spec.schedule_type),
     "cfg": ("CFG scale", lambda spec, model: f"{spec.cfg:g}"),
     "strength": ("Denoising strength", lambda spec, model: f"{spec.strength:g}"),
-    "model": ("Model", lambda spec, model: model.shown_name if model else spec.model),
+    # A1111 drops commas and colons from a model's name
+    "model": ("Model", lambda spec, model: (model.shown_name if model else spec.model)
+              .replace(",", "").replace(":", "")),
     "face_weight": ("Face weight", lambda spec, model: f"{spec.face_weight:g}"),
     "size": ("Size", lambda spec, model: f"{spec.width}x{spec.height}"),
     "model_hash": ("Model hash", lambda spec, model: model.short_hash if model else None),
     "model_revision": ("Model revision", lambda spec, model: model.revision
                        if model and model.kind == "hub" else None),
     "face_restoration": ("Face restoration", lambda spec, model: "GFPGAN"),
+    # A1111 writes Clip skip only when it skips a layer.
+    "clip_skip": ("Clip skip", lambda spec, model: spec.clip_skip if spec.clip_skip > 1 else None),
+    "subseed": ("Variation seed",
+                lambda spec, model: spec.subseed if spec.subseed_strength else None),
+    "subseed_strength": ("Variation seed strength", lambda spec, model: (  # as Python's float
+        str(float(spec.subseed_strength)) if spec.subseed_strength else None)),
+    "eta_noise_seed_delta": ("ENSD", lambda spec, model: (
+        spec.eta_noise_seed_delta or None) if spec.sampler in ANCESTRAL else None),
+    "noise": ("RNG", lambda spec, model: "NV" if spec.noise == "nv" else None),
 }
+
+
+_LABELS = frozenset(label for label, _ in PARAMETERS.values())
 
 
 def infotext_for(node: Node, plan: Plan, preview: bool = False) -> str:
@@ -84,12 +101,25 @@ def _parameters(names: tuple[str, ...], spec: ImageSpec, model: ModelRef | None
     return {PARAMETERS[name][0]: PARAMETERS[name][1](spec, model) for name in names}
 
 
+#: Fields genimg reads without a spec key of their own: informational, or read together
+#: with another (``Size``, ``Schedule type``), or what genimg itself writes.
+_ALSO_READ = frozenset({"prompt", "Negative prompt", "Size", "Model hash", "Version",
+                        "Schedule type", "Face restoration", "Source", "Preview"})
+
+
 def infotext_to_spec(text: str) -> dict[str, Any]:
     """Map an infotext back to a genimg spec (what `genimg info` prints)."""
+    return read_spec(text)[0]
+
+
+def read_spec(text: str) -> tuple[dict[str, Any], list[str]]:
+    """An infotext as a genimg spec, and the names of the fields genimg cannot render."""
     fields = parse_infotext(text)
     spec: dict[str, Any] = {"prompt": fields.get("prompt", "")}
     if fields.get("Negative prompt"):
         spec["negative_prompt"] = fields["Negative prompt"]
+    if not (is_plain(spec["prompt"]) and is_plain(spec.get("negative_prompt", ""))):
+        spec["prompt_syntax"] = "a1111"  # what A1111 meant by its brackets
     for name, (label, _) in PARAMETERS.items():
         if name in SPEC and label in fields:
             spec[name] = _converted(fields[label], float if float in SPEC[name].types
@@ -97,11 +127,37 @@ def infotext_to_spec(text: str) -> dict[str, Any]:
     width, _, height = fields.get("Size", "").partition("x")
     if height:
         spec["width"], spec["height"] = _converted(width, int), _converted(height, int)
-    if "Denoising strength" in fields:
+    dropped = set()
+    if "Hires upscale" in fields:  # the strength of a hires fix's second pass
+        spec.pop("strength", None)
+        dropped.add("Denoising strength")
+    elif "Denoising strength" in fields:
         spec["mode"] = IMG2IMG
     if fields.get("Face restoration"):
         spec["restore_faces"] = True
-    return spec
+    if not _schedule(fields, spec):
+        dropped.add("Schedule type")
+    rng = fields.get("RNG", "GPU" if "Version" in fields else None)  # A1111's default: GPU
+    if rng is not None:  # whose noise NV is, on any device
+        spec["noise"] = {"NV": "nv", "GPU": "nv", "CPU": "cpu"}.get(rng, rng)
+    unsupported = [name for name in fields
+                   if name in dropped or (name not in _ALSO_READ and name not in _LABELS)]
+    return spec, unsupported
+
+
+def _schedule(fields: dict[str, str], spec: dict[str, Any]) -> bool:
+    """A1111 >= 1.9's ``Sampler: DPM++ 2M, Schedule type: Karras``: a ``schedule_type``
+    where genimg draws A1111's sigmas, else the old combined name (``DPM++ 2M Karras``)
+    if there is one. False if genimg cannot draw that schedule."""
+    schedule = spec.get("schedule_type")
+    sampler = str(spec.get("sampler"))
+    if schedule is None or sampler not in SAMPLERS or not schedule_problem(sampler, schedule):
+        return True
+    del spec["schedule_type"]
+    if f"{sampler} {schedule}" in SAMPLERS:
+        spec["sampler"] = f"{sampler} {schedule}"
+        return True
+    return False
 
 
 def _converted(text: str, convert: Any) -> Any:

@@ -36,21 +36,26 @@ class Mode:
     restores: bool = False  # runs the face restorer (its fingerprint is in the key)
 
 
-_DIFFUSION = ("prompt", "negative_prompt", "seed", "sampler", "steps", "cfg", "width", "height")
+_DIFFUSION = ("prompt", "negative_prompt", "seed", "sampler", "steps", "cfg", "width", "height",
+              "prompt_syntax", "clip_skip", "noise", "subseed", "subseed_strength",
+              "eta_noise_seed_delta", "schedule_type")
 #: What a derived seed is made of: what shapes the diffusion. Not ``from:`` (an id:
 #: renaming it must not change pixels), the model's name (its fingerprint is in the key),
 #: nor ``restore_faces``/``face_weight`` (toggling face restoration must not re-run
 #: diffusion). A restore keeps the diffusion basis: its seed is unused but shown, and
 #: pinned (tests/test_pinned_keys.py).
-_SEED = ("prompt", "negative_prompt", "sampler", "steps", "cfg", "width", "height")
-_GENERATION = ("steps", "sampler", "cfg", "seed", "size", "model_hash", "model",
-               "model_revision")
+_SEED = ("prompt", "negative_prompt", "sampler", "steps", "cfg", "width", "height",
+         "prompt_syntax", "clip_skip", "schedule_type")
+#: Infotext parameters, in A1111's order (those left unset are not written).
+_GENERATION = ("steps", "sampler", "schedule_type", "cfg", "seed", "size", "model_hash",
+               "model", "model_revision", "subseed", "subseed_strength")
+_GENERATION_TAIL = ("clip_skip", "eta_noise_seed_delta", "noise")
 
 MODES: dict[str, Mode] = {mode.name: mode for mode in (
-    Mode(TXT2IMG, "a picture from the prompt", "diffusion", _DIFFUSION, _SEED, _GENERATION,
-         work=lambda spec: spec.steps),
+    Mode(TXT2IMG, "a picture from the prompt", "diffusion", _DIFFUSION, _SEED,
+         (*_GENERATION, *_GENERATION_TAIL), work=lambda spec: spec.steps),
     Mode(IMG2IMG, "redraws `from` after the prompt", "diffusion", (*_DIFFUSION, "strength"),
-         (*_SEED, "strength"), (*_GENERATION, "strength"), source=True,
+         (*_SEED, "strength"), (*_GENERATION, "strength", *_GENERATION_TAIL), source=True,
          # diffusers runs int(steps × strength) of the steps
          work=lambda spec: max(1, int(spec.steps * spec.strength))),
     Mode(RESTORE, "GFPGAN alone on `from`", "faces", ("face_weight",), _SEED,

@@ -21,9 +21,11 @@ from typing import Any
 
 from .errors import Location, did_you_mean, has_type, short_repr, text_problem, type_name
 from .modes import MODES, TXT2IMG
-from .samplers import SAMPLERS
+from .samplers import SAMPLERS, SCHEDULE_TYPES
 
 SEED_MAX = 2**32 - 1
+PROMPT_SYNTAXES = ("plain", "a1111")
+NOISES = ("cpu", "nv")
 SIZE_MIN, SIZE_MAX = 64, 4096
 
 
@@ -208,8 +210,20 @@ SPEC = table(
     Key("prompt", (str,), "what the picture shows (every mode that generates needs one)",
         role=Role.SEED),
     Key("negative_prompt", (str,), "what it must not show", "", role=Role.SEED),
+    Key("prompt_syntax", (str,), "`a1111`: prompts read as A1111 reads them (`(word:1.2)`, "
+        "`[word]`, `BREAK`, no cut at 75 tokens); `plain`: the text as is, cut at 75 tokens",
+        "plain", one_of(PROMPT_SYNTAXES), Role.SEED, hashed_if_set=True),
     Key("seed", (int,), "0 … 2^32−1; absent → derived from the spec, so builds stay "
         "reproducible", check=between(0, SEED_MAX), role=Role.PIXELS),
+    Key("noise", (str,), "`nv`: A1111's noise (its NV generator: `torch.randn` on a CUDA GPU, "
+        "computed the same on any device); `cpu`: a CPU `torch.Generator` (A1111's RNG: CPU)",
+        "cpu", one_of(NOISES), Role.PIXELS, hashed_if_set=True),
+    Key("subseed", (int,), "A1111's variation seed, mixed in by `subseed_strength`", 0,
+        between(0, SEED_MAX), Role.PIXELS, hashed_if_set=True),
+    Key("subseed_strength", (int, float), "A1111's variation strength, 0 … 1 (0: none)", 0.0,
+        between(0, 1), Role.PIXELS, float, hashed_if_set=True),
+    Key("eta_noise_seed_delta", (int,), "A1111's ENSD: ancestral samplers' noise comes from "
+        "seed + this", 0, between(0, SEED_MAX), Role.PIXELS, hashed_if_set=True),
     Key("mode", (str,), "how it is made: " + ", ".join(f"`{m.name}` ({m.doc})"
                                                         for m in MODES.values()),
         TXT2IMG, one_of(MODES), Role.SEED),
@@ -219,11 +233,17 @@ SPEC = table(
         "`.safetensors` file", "default", role=Role.PIXELS),
     Key("sampler", (str,), "an A1111 sampler name (see below)", "Euler a", one_of(SAMPLERS),
         Role.SEED),
+    Key("schedule_type", (str,), "A1111 >= 1.9's Schedule type: " + ", ".join(
+        f"`{name}`" for name in SCHEDULE_TYPES) + " (sigmas as A1111's; absent: the "
+        "sampler name alone decides, as before)", check=one_of(SCHEDULE_TYPES),
+        role=Role.SEED, hashed_if_set=True),
     Key("steps", (int,), "denoising steps", 20, between(1, 500), Role.SEED),
     Key("cfg", (int, float), "CFG scale: how closely to follow the prompt", 7.0,
         between(0, 50), Role.SEED, float),
     Key("width", (int,), "picture width in pixels", 512, _picture_size, Role.SEED),
     Key("height", (int,), "picture height in pixels", 512, _picture_size, Role.SEED),
+    Key("clip_skip", (int,), "CLIP layers to skip, as A1111's Clip skip (1: none, 2: the "
+        "penultimate layer)", 1, between(1, 12), Role.SEED, hashed_if_set=True),
     Key("strength", (int, float), "img2img denoising strength, 0 < s ≤ 1", 0.75, _fraction,
         Role.SEED, float),
     Key("restore_faces", (bool,), "run GFPGAN after generation (cached as a second "

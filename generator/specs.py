@@ -16,6 +16,8 @@ from .hashing import derive_seed
 from .loras import merged as merged_loras
 from .loras import split_prompt
 from .modes import MODES, RESTORE
+from .prompts import unsupported
+from .samplers import ANCESTRAL, schedule_problem
 from .schema import PRESENTATION_KEYS, SPEC, check_keys, defaults_of
 
 T = TypeVar("T")
@@ -39,10 +41,17 @@ class ImageSpec:
     strength: float
     restore_faces: bool
     face_weight: float
+    prompt_syntax: str
+    clip_skip: int
+    noise: str
+    subseed: int
+    subseed_strength: float
+    eta_noise_seed_delta: int
     source: str | None = None  # the ``from:`` value, as written
     #: LoRAs (name, weight): the prompt's ``<lora:…>`` tags, then the ``loras:`` mapping.
     loras: tuple[tuple[str, float], ...] = ()
     vae: str | None = None  # a VAE replacing the model's
+    schedule_type: str | None = None
     id: str | None = None
     caption: str | None = None
     alt: str | None = None
@@ -131,6 +140,27 @@ def hashed(names: tuple[str, ...], values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _a1111_prompt(merged: Mapping[str, Any], name: str, where: Location) -> str:
+    """A prompt in A1111's syntax, checked, without the whitespace around it and its lines
+    (CLIP never sees it, and infotext readers strip it: pasted back, it keeps its key)."""
+    text = str(merged.get(name, ""))
+    problem = unsupported(text)
+    if problem:
+        raise where.error(f"{name!r} {problem}")
+    return "\n".join(line.strip() for line in text.strip().split("\n"))
+
+
+def _schedule_type(merged: Mapping[str, Any], where: Location) -> str | None:
+    """The spec's ``schedule_type``, if genimg draws it with A1111's sigmas."""
+    schedule_type = merged.get("schedule_type")
+    if schedule_type is None:
+        return None
+    problem = schedule_problem(merged["sampler"], schedule_type)
+    if problem:
+        raise where.error(f"'schedule_type: {schedule_type}': {problem}")
+    return str(schedule_type)
+
+
 def parse_defaults(raw: Any, where: Location, key_lines: Mapping[Any, int] | None = None,
                    forbidden: tuple[str, ...] = PRESENTATION_KEYS) -> dict[str, Any]:
     """Validate a mapping of image defaults (a gallery's ``defaults:`` or genimg.yaml's)."""
@@ -171,6 +201,9 @@ def parse_image(raw: Any, where: Location, defaults: Mapping[str, Any] | None = 
     prompt = merged.get("prompt", "")
     if mode.generates and not prompt.strip():
         raise at("prompt").error(f"mode {mode.name!r} needs a 'prompt:'")
+    if mode.generates and merged["prompt_syntax"] == "a1111":
+        prompt, merged["negative_prompt"] = (
+            _a1111_prompt(merged, name, at(name)) for name in ("prompt", "negative_prompt"))
     if not mode.generates and "restore_faces" in raw:
         raise at("restore_faces").error(f"'restore_faces' is implied by 'mode: {RESTORE}'")
 
@@ -183,6 +216,12 @@ def parse_image(raw: Any, where: Location, defaults: Mapping[str, Any] | None = 
         negative_prompt=merged["negative_prompt"] if mode.generates else "",
         restore_faces=fields["restore_faces"] and mode.generates,  # defaults too
         source=source,
+        # Settings without effect are not kept, so the key is what the infotext says:
+        # A1111 writes neither a variation seed of strength 0 nor an unused ENSD.
+        schedule_type=_schedule_type(merged, at("schedule_type")) if mode.generates else None,
+        subseed=fields["subseed"] if fields["subseed_strength"] else 0,
+        eta_noise_seed_delta=(fields["eta_noise_seed_delta"] if fields["sampler"] in ANCESTRAL
+                              else 0),
     )
     seed = merged.get("seed")
     if seed is None:

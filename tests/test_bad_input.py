@@ -112,6 +112,14 @@ CASES: dict[str, tuple[dict[str, str | bytes], list[tuple[str, int, str]]]] = {
     "unknown gallery default": (
         {BAD: gallery("defaults:\n  sed: 3\nimages:\n  - prompt: a\n")},
         [(BAD, L(2), "unknown image default key 'sed' (did you mean 'seed'?)")]),
+    # A1111 prompt syntax genimg does not render --------------------------------------
+    "a1111 prompt: prompt editing": (
+        {BAD: gallery("- prompt: a [cat:dog:0.5]\n  prompt_syntax: a1111\n")},
+        [(BAD, L(1), "'prompt' uses prompt editing ([from:to:when])")]),
+    "a1111 prompt: alternation from the block's defaults": (
+        {BAD: gallery("defaults:\n  prompt_syntax: a1111\nimages:\n  - prompt: a\n"
+                      "    negative_prompt: '[red|blue] hat'\n")},
+        [(BAD, L(5), "'negative_prompt' uses alternation ([a|b])")]),
     "unknown config key": (
         {"genimg.yaml": CONFIG + "base_ur: /x/\n"},
         [("genimg.yaml", 6, "unknown config key 'base_ur' (did you mean 'base_url'?)")]),

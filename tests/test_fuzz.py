@@ -31,7 +31,7 @@ from generator.errors import NOT_TEXT, ErrorList, GenimgError, Location, text_pr
 from generator.models import ModelResolver
 from generator.pages import PageRenderer
 from generator.plan import Planner
-from generator.samplers import SAMPLERS
+from generator.samplers import ANCESTRAL, SAMPLERS
 from generator.schema import CONFIG, FRONT_MATTER, GALLERY, PRESENTATION_KEYS, PUBLISH, SPEC
 from generator.specs import DEFAULTS, ImageSpec, parse_image
 from tests.helpers import plan_key
@@ -284,6 +284,8 @@ PIXEL_VALUES: dict[str, list[Any]] = {
     "prompt": ["a cat", "a dog"], "negative_prompt": ["", "blurry"], "seed": [1, 2**32 - 1],
     "sampler": ["Euler a", "DDIM"], "steps": [20, 21], "cfg": [7, 7.5], "width": [512, 64],
     "height": [512, 4096], "strength": [0.75, 0.5], "face_weight": [0.5, 1],
+    "prompt_syntax": ["plain", "a1111"], "clip_skip": [1, 2], "noise": ["cpu", "nv"],
+    "subseed": [0, 5], "subseed_strength": [0, 0.5], "eta_noise_seed_delta": [0, 31337],
 }
 
 
@@ -313,7 +315,9 @@ def key_of(raw: dict[str, Any], model_fp: str = "m1", source: str = "s1",
 def _pixel_keys(mode: str, restore_faces: bool) -> list[str]:
     if mode == "restore":
         return ["face_weight"]
-    keys = ["prompt", "negative_prompt", "seed", "sampler", "steps", "cfg", "width", "height"]
+    keys = ["prompt", "negative_prompt", "seed", "sampler", "steps", "cfg", "width", "height",
+            "prompt_syntax", "clip_skip", "noise", "subseed", "subseed_strength",
+            "eta_noise_seed_delta"]
     if mode == "img2img":
         keys.append("strength")
     if restore_faces:
@@ -327,6 +331,10 @@ def test_key_changes_with_every_pixel_key_and_nothing_else(spec):
     base = key_of(spec)
     full = parse_image(spec, Location("posts/x.md", 5))
     pixel = _pixel_keys(full.mode, full.restore_faces)
+    if not full.subseed_strength:  # a variation seed of strength 0 does nothing
+        pixel = [key for key in pixel if key != "subseed"]
+    if full.sampler not in ANCESTRAL:  # nor does ENSD without fresh noise at each step
+        pixel = [key for key in pixel if key != "eta_noise_seed_delta"]
     for key, values in PIXEL_VALUES.items():
         current = getattr(full, key)
         other = next(v for v in values if v != current)
@@ -348,9 +356,10 @@ def test_key_changes_with_every_pixel_key_and_nothing_else(spec):
 
 def test_every_pixel_key_is_covered():
     """If a key is added to specs, this file must learn whether it changes pixels."""
-    # loras, vae: keyed by their files' hashes, like model (tests/test_loras.py)
+    # loras, vae: keyed by their files' hashes, like model (tests/test_loras.py);
+    # schedule_type is valid with some samplers only: tests/test_schedules.py has its keys
     known = set(PIXEL_VALUES) | set(PRESENTATION_KEYS) | {"mode", "from", "model", "restore_faces",
-                                                           "loras", "vae"}
+                                                          "loras", "vae", "schedule_type"}
     assert known == set(SPEC)
     assert set(DEFAULTS) <= set(SPEC)
     assert set(PIXEL_VALUES["sampler"]) <= set(SAMPLERS)

@@ -157,6 +157,12 @@ def test_a1111_parameters_genimg_cannot_redo_make_a_plain_picture(tmp_path: Path
     hires = OLD_MAN.replace("Version:", "Denoising strength: 0.7, Hires upscale: 2, Version:")
     picture = readers.read_picture(P.png(tmp_path / "a.png", {"parameters": hires}))
     assert "Hires upscale" in (adopt(picture).why or "")
+    for text, why in (
+            (OLD_MAN.replace("Version:", "Schedule type: Karras, Version:").replace(
+                "Sampler: Euler a", "Sampler: DPM2"), "Schedule type"),
+            ("a [cat:dog:0.5]\n" + OLD_MAN.split("\n")[-1], "prompt editing")):
+        picture = readers.read_picture(P.png(tmp_path / "b.png", {"parameters": text}))
+        assert why in (adopt(picture).why or ""), text
 
 
 def test_import_adopts_every_picture_and_a_build_renders_none(

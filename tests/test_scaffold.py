@@ -27,7 +27,10 @@ def test_init_writes_a_blog_that_checks_and_builds(blog: Path) -> None:
         assert (blog / name).is_file(), name
     posts = list((blog / "posts").glob("*.md"))
     assert len(posts) == 1 and "```gallery" in posts[0].read_text()
-    assert yaml.safe_load((blog / "genimg.yaml").read_text())["title"] == "Mon blog: test"
+    config = yaml.safe_load((blog / "genimg.yaml").read_text())
+    assert config["title"] == "Mon blog: test"
+    # a new blog reads prompts and draws noise as A1111 does
+    assert config["defaults"]["prompt_syntax"] == "a1111" and config["defaults"]["noise"] == "nv"
 
     check = genimg("check", "-C", blog)
     assert check.exit_code == 0, check.output

@@ -492,3 +492,47 @@ def save_tiny_vae(vae: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path))
     return path
+
+
+def save_tiny_sdxl(root: Path, seed: int = 0) -> Path:
+    """A tiny SDXL (two text encoders, pooled and size conditioning) as a diffusers folder."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPTextModelWithProjection,
+        CLIPTokenizer,
+    )
+
+    write_tokenizer_files(root / "tokenizer-src")
+    tokenizer = CLIPTokenizer.from_pretrained(str(root / "tokenizer-src"), model_max_length=77)
+    tokenizer_2 = CLIPTokenizer.from_pretrained(str(root / "tokenizer-src"), model_max_length=77,
+                                                pad_token="!")  # as SDXL's second one
+    torch.manual_seed(seed)
+    text = dict(vocab_size=len(tokenizer), max_position_embeddings=77, hidden_act="gelu",
+                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=1, projection_dim=32, **TINY_TEXT)
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(32, 64),
+        layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=64,
+        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=8, transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=80, norm_num_groups=32)
+    pipe = StableDiffusionXLPipeline(
+        vae=AutoencoderKL(**TINY_VAE).eval(),
+        text_encoder=CLIPTextModel(CLIPTextConfig(**text)).eval(),
+        text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**text)).eval(),
+        tokenizer=tokenizer, tokenizer_2=tokenizer_2, unet=unet.eval(),
+        scheduler=EulerDiscreteScheduler(
+            beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+            steps_offset=1, timestep_spacing="leading"))
+    folder = root / "tiny-sdxl"
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder

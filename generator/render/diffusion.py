@@ -4,14 +4,18 @@ torch and diffusers are imported inside functions only: importing this module is
 free, so a build whose pictures are all cached never pays for torch.
 
 Reproducibility: every picture gets its own CPU ``torch.Generator`` seeded with its
-spec's seed, so the initial noise (and the ancestral samplers' noise) is the same
-on any device and whether or not the picture shares a batch with others. The
-pixels then agree up to float rounding (a channel one step off here and there):
-batched kernels, thread counts and GPUs sum in different orders.
+spec's seed (``noise: cpu``) or A1111's NV generator (``noise: nv``, ``render/noise.py``),
+so the initial noise (and the ancestral samplers' noise) is the same on any device and
+whether or not the picture shares a batch with others. The pixels then agree up to
+float rounding (a channel one step off here and there): batched kernels, thread counts
+and GPUs sum in different orders. Prompts in A1111's syntax (or with a ``clip_skip``)
+are handed over as embeddings (``render/conditioning.py``), pictures with different
+numbers of 75-token chunks in separate pipeline calls.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import tempfile
@@ -26,7 +30,7 @@ from ..errors import GenimgError
 from ..loras import prompt_text
 from ..models import hf_hub_cache, model_missing_error
 from ..modes import IMG2IMG, MODES, TXT2IMG
-from ..samplers import SAMPLERS
+from ..samplers import scheduler_for
 from . import singlefile
 from .base import RenderTask, StepCallback
 from .device import pick_device, pick_dtype
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
 
     from ..config import SiteConfig
     from ..models import FileRef, ModelRef
+    from ..specs import ImageSpec
 
 
 def batch_key(task: RenderTask) -> tuple:
@@ -44,13 +49,21 @@ def batch_key(task: RenderTask) -> tuple:
     model = task.model.fingerprint if task.model else None
     strength = float(spec.strength) if spec.mode == IMG2IMG else None
     return (model, spec.mode, spec.width, spec.height, spec.steps, spec.sampler,
-            float(spec.cfg), strength, lora_set(task), task.vae.fingerprint if task.vae else None,
-            tuple(e.fingerprint for e in task.embeddings))
+            spec.schedule_type, float(spec.cfg), strength, lora_set(task),
+            task.vae.fingerprint if task.vae else None,
+            tuple(e.fingerprint for e in task.embeddings), spec.prompt_syntax, spec.clip_skip,
+            _own_noise(spec))
 
 
 def lora_set(task: RenderTask) -> tuple[tuple[str, float], ...]:
     """The LoRAs a picture is rendered with: pictures with other sets never share a batch."""
     return tuple((lora.fingerprint, weight) for lora, weight in task.loras)
+
+
+def _own_noise(spec: ImageSpec) -> bool:
+    """Does the picture need genimg's noise (``render/noise.py``)? The default (CPU
+    noise, no variation, no ENSD) stays diffusers' own CPU generator, as it always was."""
+    return spec.noise != "cpu" or bool(spec.subseed_strength) or bool(spec.eta_noise_seed_delta)
 
 
 def plan_batches(tasks: Sequence[RenderTask], batch_size: int) -> list[list[RenderTask]]:
@@ -76,6 +89,73 @@ def _fit(source: Image.Image | None, width: int, height: int) -> Image.Image:
     if source is None:
         raise GenimgError("an img2img picture was handed to the renderer without its parent")
     return source.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+
+
+def _embedded(pipe: Any, batch: list[RenderTask]) -> list[tuple[list[RenderTask], dict]]:
+    """Prompts as embeddings (A1111's syntax, or a clip_skip): each task's prompt and
+    negative prompt padded to the same number of chunks, and the tasks grouped by it
+    (one shape per pipeline call), so a picture never depends on its batch."""
+    import torch
+
+    from .conditioning import encode, padded
+
+    spec = batch[0].spec
+    if getattr(pipe, "text_encoder_2", None) is not None:
+        return _embedded_sdxl(pipe, batch)
+    clip_skip, syntax = spec.clip_skip, spec.prompt_syntax
+    empty = encode("", pipe, clip_skip, syntax)
+    groups: dict[int, list[tuple[RenderTask, Any, Any]]] = {}
+    for task in batch:
+        cond, uncond = padded(encode(prompt_text(task.spec.prompt), pipe, clip_skip, syntax),
+                              encode(task.spec.negative_prompt, pipe, clip_skip, syntax), empty)
+        groups.setdefault(cond.shape[1], []).append((task, cond, uncond))
+    return [([task for task, _, _ in group],
+             {"prompt_embeds": torch.cat([cond for _, cond, _ in group]),
+              "negative_prompt_embeds": torch.cat([uncond for _, _, uncond in group])})
+            for group in groups.values()]
+
+
+def _encoded(pipe: Any, images: list[Image.Image], generators: list[Any]) -> Any:
+    """img2img's parent pictures as latents, exactly as diffusers encodes them (the VAE's
+    sample from each picture's CPU generator)."""
+    import torch
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img import (
+        retrieve_latents,
+    )
+
+    pixels = pipe.image_processor.preprocess(images).to(
+        device=pipe._execution_device, dtype=pipe.vae.dtype)
+    with torch.no_grad():
+        latents = [retrieve_latents(pipe.vae.encode(pixels[i:i + 1]), generator=generator)
+                   for i, generator in enumerate(generators)]
+    return torch.cat(latents) * pipe.vae.config.scaling_factor
+
+
+def _embedded_sdxl(pipe: Any, batch: list[RenderTask]) -> list[tuple[list[RenderTask], dict]]:
+    """``_embedded`` for SDXL: with pooled embeddings, and an empty negative prompt as
+    zeros where the model asks for it (A1111 does the same)."""
+    import torch
+
+    from .conditioning import encode_sdxl, padded
+
+    syntax = batch[0].spec.prompt_syntax
+    empty = encode_sdxl("", pipe, syntax)[0]
+    zeros = bool(getattr(pipe.config, "force_zeros_for_empty_prompt", False))
+    groups: dict[int, list[tuple[RenderTask, tuple[Any, ...]]]] = {}
+    for task in batch:
+        cond, pooled = encode_sdxl(prompt_text(task.spec.prompt), pipe, syntax)
+        uncond, uncond_pooled = encode_sdxl(task.spec.negative_prompt, pipe, syntax)
+        if zeros and not task.spec.negative_prompt:
+            uncond, uncond_pooled = torch.zeros_like(uncond), torch.zeros_like(uncond_pooled)
+        cond, uncond = padded(cond, uncond, empty)
+        groups.setdefault(cond.shape[1], []).append((task, (cond, uncond, pooled,
+                                                            uncond_pooled)))
+    names = ("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds",
+             "negative_pooled_prompt_embeds")
+    return [([task for task, _ in group],
+             {name: torch.cat([tensors[i] for _, tensors in group])
+              for i, name in enumerate(names)})
+            for group in groups.values()]
 
 
 @dataclass
@@ -143,7 +223,6 @@ class DiffusionRenderer:
 
     def _run(self, batch: list[RenderTask], on_step: StepCallback) -> list[Image.Image]:
         import diffusers
-        import torch
 
         spec = batch[0].spec
         assert batch[0].model is not None
@@ -152,17 +231,47 @@ class DiffusionRenderer:
         self._use_vae(model, batch[0].vae)
         _use_embeddings(model, batch[0].embeddings)
         pipe = model.txt2img if spec.mode == TXT2IMG else model.img2img
-        scheduler_class, overrides = SAMPLERS[spec.sampler]
+        scheduler_class, overrides = scheduler_for(spec.sampler, spec.schedule_type)
         pipe.scheduler = getattr(diffusers, scheduler_class).from_config(
             model.scheduler_config, **overrides
         )
+        sdxl = getattr(pipe, "text_encoder_2", None) is not None  # A1111: no Clip skip there
+        if spec.prompt_syntax != "a1111" and (spec.clip_skip == 1 or sdxl):  # as always
+            prompts = {"prompt": [prompt_text(task.spec.prompt) for task in batch],
+                       "negative_prompt": [task.spec.negative_prompt for task in batch]}
+            return self._call(pipe, batch, prompts, on_step)
+        images: dict[int, Image.Image] = {}
+        for group, prompts in _embedded(pipe, batch):
+            for task, image in zip(group, self._call(pipe, group, prompts, on_step),
+                                   strict=True):
+                images[id(task)] = image
+        return [images[id(task)] for task in batch]
+
+    def _call(self, pipe: Any, batch: list[RenderTask], prompts: dict[str, Any],
+              on_step: StepCallback) -> list[Image.Image]:
+        """One pipeline call: ``prompts`` are texts or embeddings, one per task."""
+        import torch
+
+        spec = batch[0].spec
         kwargs: dict[str, Any] = {}
+        generators: list[Any] = [torch.Generator("cpu").manual_seed(task.spec.seed)
+                                 for task in batch]
         if spec.mode == TXT2IMG:
             kwargs.update(width=spec.width, height=spec.height)
         else:
             kwargs["image"] = [_fit(task.source, spec.width, spec.height) for task in batch]
             # diffusers refuses to run 0 steps; A1111 always runs at least one.
             kwargs["strength"] = max(spec.strength, min(1.0, 1.000001 / spec.steps))
+        noise: Any = contextlib.nullcontext()
+        if _own_noise(spec):
+            from .noise import PictureNoise, drawing_from
+
+            if spec.mode != TXT2IMG:  # encoded as diffusers does, so only noise is drawn below
+                kwargs["image"] = _encoded(pipe, kwargs["image"], generators)
+            generators = [PictureNoise(t.spec.seed, t.spec.noise, t.spec.subseed,
+                                       t.spec.subseed_strength, t.spec.eta_noise_seed_delta, g)
+                          for t, g in zip(batch, generators, strict=True)]
+            noise = drawing_from()
 
         work, done = batch[0].work, 0
 
@@ -176,16 +285,16 @@ class DiffusionRenderer:
                 done = now
             return tensors
 
-        images = pipe(
-            prompt=[prompt_text(task.spec.prompt) for task in batch],
-            negative_prompt=[task.spec.negative_prompt for task in batch],
-            num_inference_steps=spec.steps,
-            guidance_scale=spec.cfg,
-            generator=[torch.Generator("cpu").manual_seed(task.spec.seed) for task in batch],
-            callback_on_step_end=step_end,
-            output_type="pil",
-            **kwargs,
-        ).images
+        with noise:
+            images = pipe(
+                **prompts,
+                num_inference_steps=spec.steps,
+                guidance_scale=spec.cfg,
+                generator=generators,
+                callback_on_step_end=step_end,
+                output_type="pil",
+                **kwargs,
+            ).images
         if done < work:
             on_step((work - done) * len(batch))
         return [image.convert("RGB") for image in images]
