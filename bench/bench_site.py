@@ -293,7 +293,7 @@ def time_pelican(root: Path, venv: Path, repeats: int, cold_repeats: int) -> dic
 
 # --------------------------------------------------------------------------- genimg
 
-_SECONDS = re.compile(r" in ([0-9.]+)s\s*$")
+_SECONDS = re.compile(r" in ([0-9.]+)s(?:;[^\n]*)?\s*$")  # "…; site 35.0 MB" may follow
 
 
 def build_cmd(root: Path) -> list[str]:
