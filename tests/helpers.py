@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import textwrap
 from collections.abc import Callable
 from dataclasses import replace
@@ -11,6 +12,8 @@ from typing import TYPE_CHECKING
 from click.testing import CliRunner, Result
 
 if TYPE_CHECKING:
+    import pytest
+
     from generator.specs import ImageSpec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +35,24 @@ def write_blog(parent: Path, posts: dict[str, str], config: str = DEFAULT_CONFIG
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
     return root
+
+
+def isolate_git(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """git with an empty global config and a test identity: works on a fresh CI machine,
+    and ignores the developer's own git config."""
+    config = tmp_path / "gitconfig"
+    config.write_text("")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for who in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{who}_NAME", "Test Writer")
+        monkeypatch.setenv(f"GIT_{who}_EMAIL", "writer@example.com")
+
+
+def git(cwd: Path, *args: str) -> str:
+    """``git ARGS`` in ``cwd``; its stdout, stripped (a failure raises)."""
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout.strip()
 
 
 def genimg(*args: str | Path) -> Result:

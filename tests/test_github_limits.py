@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,15 @@ import yaml
 
 from generator import output
 from generator.scaffold import WORKFLOW_PATH
-from tests.helpers import genimg
+from tests.helpers import genimg, git, isolate_git
 
 needs_lfs = pytest.mark.skipif(shutil.which("git-lfs") is None,
                                reason="needs git-lfs (.ci/run installs it)")
 
 
-def _git(root: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(root.parent), "PATH": "/usr/bin:/bin"}
-    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
-                          text=True, env=env).stdout
+@pytest.fixture(autouse=True)
+def git_identity(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    isolate_git(monkeypatch, tmp_path)
 
 
 @pytest.fixture
@@ -47,17 +44,17 @@ def test_workflow_checks_out_lfs_and_caches_derived_pictures(blog: Path) -> None
 
 @needs_lfs
 def test_cache_pictures_are_committed_to_lfs_and_status_says_so(blog: Path) -> None:
-    _git(blog, "init", "-q")
-    _git(blog, "lfs", "install", "--local")
+    git(blog, "init", "-q")
+    git(blog, "lfs", "install", "--local")
     assert genimg("build", "--preview", "-q", "-C", blog).exit_code == 0
-    _git(blog, "add", "-A")
-    _git(blog, "commit", "-qm", "first")
+    git(blog, "add", "-A")
+    git(blog, "commit", "-qm", "first")
     pngs = sorted(p.relative_to(blog).as_posix() for p in blog.glob(".genimg/objects/*/*.png"))
-    assert pngs and sorted(_git(blog, "lfs", "ls-files", "-n").split()) == pngs
-    blob = _git(blog, "cat-file", "-p", f"HEAD:{pngs[0]}")
+    assert pngs and sorted(git(blog, "lfs", "ls-files", "-n").split()) == pngs
+    blob = git(blog, "cat-file", "-p", f"HEAD:{pngs[0]}")
     assert blob.startswith("version https://git-lfs.github.com/spec/v1")
     sidecar = pngs[0].replace(".png", ".json")
-    assert _git(blog, "cat-file", "-p", f"HEAD:{sidecar}").startswith("{")  # plain git
+    assert git(blog, "cat-file", "-p", f"HEAD:{sidecar}").startswith("{")  # plain git
 
     status = genimg("cache", "status", "-C", blog)
     assert status.exit_code == 0, status.output
@@ -80,10 +77,10 @@ def test_status_outside_git_is_one_line(blog: Path) -> None:
 
 def test_pictures_committed_without_lfs_are_flagged(blog: Path) -> None:
     (blog / ".gitattributes").unlink()
-    _git(blog, "init", "-q")
+    git(blog, "init", "-q")
     assert genimg("build", "--preview", "-q", "-C", blog).exit_code == 0
-    _git(blog, "add", "-A")
-    _git(blog, "commit", "-qm", "first")
+    git(blog, "add", "-A")
+    git(blog, "commit", "-qm", "first")
     status = genimg("cache", "status", "-C", blog).output
     assert "0 of them in Git LFS" in status and "are not in Git LFS" in status
 

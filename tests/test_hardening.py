@@ -26,7 +26,7 @@ from generator.content import load_post
 from generator.errors import GenimgError
 from generator.scaffold import new_post
 from generator.serve import DevServer
-from tests.helpers import REPO, genimg
+from tests.helpers import REPO, genimg, git, isolate_git
 
 TEXT_POST = """
     ---
@@ -78,18 +78,7 @@ def small_png(path: Path, size: tuple[int, int] = (32, 32)) -> Path:
 
 @pytest.fixture
 def git_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    config = tmp_path / "gitconfig"
-    config.write_text("")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for who in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{who}_NAME", "Test Writer")
-        monkeypatch.setenv(f"GIT_{who}_EMAIL", "writer@example.com")
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    isolate_git(monkeypatch, tmp_path)
 
 
 def git_blog(make_blog, tmp_path: Path, config: str = "title: T\nbase_url: /\n"

@@ -12,7 +12,7 @@ from click.testing import Result
 from PIL import Image
 
 from generator.publish import preview_problems
-from tests.helpers import genimg
+from tests.helpers import genimg, git, isolate_git
 
 POST = """
     ---
@@ -33,19 +33,7 @@ CONFIG = """
 
 @pytest.fixture(autouse=True)
 def git_identity(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Works on a fresh CI machine, and ignores the developer's own git config."""
-    empty = tmp_path / "gitconfig"
-    empty.write_text("")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(empty))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for who in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{who}_NAME", "Test Writer")
-        monkeypatch.setenv(f"GIT_{who}_EMAIL", "writer@example.com")
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    isolate_git(monkeypatch, tmp_path)
 
 
 def errors(result: Result) -> list[str]:
