@@ -7,13 +7,9 @@ CI installs both, and there a missing one fails instead of skipping.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import io
 import os
 import re
-import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,14 +18,15 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from generator import search
-from generator.build import BuildOptions, build_site, load_site
+from generator.build import BuildOptions, load_site
 from generator.specs import ImageSpec
+from tests.browsing import BASE_URL, Watch, chromium, example_blog, playwright_or_skip, serving
 from tests.helpers import REPO
-from tests.test_browser import ARGS, CHROMIUM, Watch, _Handler, sync_api
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-BASE_URL = "https://user.github.io/blog/"
+sync_api = playwright_or_skip()
+
 AXE = REPO / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
 #: WCAG 2.0 and 2.1, levels A and AA
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
@@ -74,33 +71,20 @@ if not search.available():
 
 @pytest.fixture(scope="module")
 def blog(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("gallery") / "example"
-    root.mkdir()
-    shutil.copytree(REPO / "posts", root / "posts")
-    (root / "posts" / "2023-02-01-cats.md").write_text(CJK_POST, encoding="utf-8")
-    config = (REPO / "genimg.yaml").read_text(encoding="utf-8")
-    config = re.sub(r"^base_url:.*$", f"base_url: {BASE_URL}", config, flags=re.M)
-    (root / "genimg.yaml").write_text(config + "output_dir: public/blog\n", encoding="utf-8")
-    build_site(root, BuildOptions(preview=True))
-    return root
+    return example_blog(tmp_path_factory.mktemp("gallery") / "example",
+                        {"2023-02-01-cats.md": CJK_POST})
 
 
 @pytest.fixture(scope="module")
 def server(blog: Path) -> Iterator[str]:
-    handler = functools.partial(_Handler, directory=str(blog / "public"))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(blog / "public") as origin:
+        yield origin
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
+    with chromium(sync_api) as launched:
+        yield launched
 
 
 def _expected(blog: Path, word: str) -> set[str]:
