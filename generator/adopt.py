@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from .comfyui import NotOnePass, graph_to_spec
-from .infotext import PARAMETERS, read_spec
+from .infotext import PARAMETERS, REFINER, REFINER_SWITCH, read_spec
 from .metadata import parse_infotext
 from .prompts import unsupported
 from .readers import COMFYUI, INVOKEAI, Picture
 
 #: A1111 parameters that say nothing about the pixels.
 _INFORMATIVE = {"prompt", "Negative prompt", "Version", "Model", "Model hash"}
-_KNOWN = _INFORMATIVE | {label for label, _ in PARAMETERS.values()}
+_KNOWN = _INFORMATIVE | {label for label, _ in PARAMETERS.values()} | {REFINER, REFINER_SWITCH}
 
 
 #: InvokeAI's scheduler names -> the A1111 sampler names genimg knows.
@@ -76,7 +76,10 @@ def _from_infotext(text: str) -> Adopted:
     if unknown:
         return Adopted(None, f"its parameters {', '.join(unknown)} are not ones genimg "
                        "renders")
-    if "Denoising strength" in fields:
+    if REFINER in fields:
+        return Adopted(None, "made with a refiner: genimg import does not adopt those yet "
+                       "(write its spec from `genimg info`)")
+    if "Denoising strength" in fields and not ({"Hires upscale", "Hires resize"} & set(fields)):
         return Adopted(None, "an img2img picture: the picture it was made from is not in "
                        "the file")
     if "<lora:" in fields.get("prompt", "") or "<lyco:" in fields.get("prompt", ""):

@@ -52,7 +52,21 @@ PARAMETERS: dict[str, tuple[str, Callable[[ImageSpec, ModelRef | None], Any]]] =
     "eta_noise_seed_delta": ("ENSD", lambda spec, model: (
         spec.eta_noise_seed_delta or None) if spec.sampler in ANCESTRAL else None),
     "noise": ("RNG", lambda spec, model: "NV" if spec.noise == "nv" else None),
+    # A1111's hires fix: its denoising strength where img2img's is, the rest at the end
+    "hires_denoise": ("Denoising strength", lambda spec, model: (
+        f"{spec.hires.denoise:g}" if spec.hires else None)),
+    "hires_upscale": ("Hires upscale", lambda spec, model: (
+        f"{spec.hires.scale:g}" if spec.hires and not spec.hires.resized else None)),
+    "hires_resize": ("Hires resize", lambda spec, model: (
+        f"{spec.hires.resize_x}x{spec.hires.resize_y}" if spec.hires and spec.hires.resized
+        else None)),
+    "hires_steps": ("Hires steps", lambda spec, model: (
+        spec.hires.steps or None) if spec.hires else None),
+    "hires_upscaler": ("Hires upscaler", lambda spec, model: (
+        spec.hires.upscaler if spec.hires else None)),
 }
+#: A1111 writes the refiner when it took over, after the LoRAs (``refiner_text``).
+REFINER, REFINER_SWITCH = "Refiner", "Refiner switch at"
 
 
 _LABELS = frozenset(label for label, _ in PARAMETERS.values())
@@ -72,11 +86,13 @@ def infotext_for(node: Node, plan: Plan, preview: bool = False) -> str:
                 prompt, negative = base.prompt, base.negative_prompt
                 params.update(_parameters(MODES[base.mode].infotext, base, parent.model))
                 params.update(lora_hashes(parent))
+                params.update(refiner_text(parent))
             elif node.file is not None:
                 params["Source"] = node.file.name
         else:
             params.update(_parameters((name,), spec, model))
     params.update(lora_hashes(node))
+    params.update(refiner_text(node))
     text = format_infotext(prompt, negative, params)
     return text + PREVIEW_NOTE if preview else text
 
@@ -96,6 +112,17 @@ def lora_hashes(node: Node) -> dict[str, str]:
     return found
 
 
+def refiner_text(node: Node) -> dict[str, str]:
+    """A1111's ``Refiner: name [hash], Refiner switch at: 0.8`` (its checkpoint's short
+    title, and the fraction as Python writes a float)."""
+    refiner = getattr(node, "refiner", None)
+    if refiner is None or node.spec.refiner is None:
+        return {}
+    name = refiner.shown_name
+    title = f"{name} [{refiner.short_hash}]" if refiner.short_hash else name
+    return {REFINER: title, REFINER_SWITCH: str(float(node.spec.refiner_switch))}
+
+
 def _parameters(names: tuple[str, ...], spec: ImageSpec, model: ModelRef | None
                 ) -> dict[str, Any]:
     return {PARAMETERS[name][0]: PARAMETERS[name][1](spec, model) for name in names}
@@ -104,7 +131,8 @@ def _parameters(names: tuple[str, ...], spec: ImageSpec, model: ModelRef | None
 #: Fields genimg reads without a spec key of their own: informational, or read together
 #: with another (``Size``, ``Schedule type``), or what genimg itself writes.
 _ALSO_READ = frozenset({"prompt", "Negative prompt", "Size", "Model hash", "Version",
-                        "Schedule type", "Face restoration", "Source", "Preview"})
+                        "Schedule type", "Face restoration", "Source", "Preview", REFINER,
+                        REFINER_SWITCH})
 
 
 def infotext_to_spec(text: str) -> dict[str, Any]:
@@ -128,10 +156,7 @@ def read_spec(text: str) -> tuple[dict[str, Any], list[str]]:
     if height:
         spec["width"], spec["height"] = _converted(width, int), _converted(height, int)
     dropped = set()
-    if "Hires upscale" in fields:  # the strength of a hires fix's second pass
-        spec.pop("strength", None)
-        dropped.add("Denoising strength")
-    elif "Denoising strength" in fields:
+    if not _hires(fields, spec) and "Denoising strength" in fields:
         spec["mode"] = IMG2IMG
     if fields.get("Face restoration"):
         spec["restore_faces"] = True
@@ -140,9 +165,42 @@ def read_spec(text: str) -> tuple[dict[str, Any], list[str]]:
     rng = fields.get("RNG", "GPU" if "Version" in fields else None)  # A1111's default: GPU
     if rng is not None:  # whose noise NV is, on any device
         spec["noise"] = {"NV": "nv", "GPU": "nv", "CPU": "cpu"}.get(rng, rng)
+    _refiner(fields, spec)
     unsupported = [name for name in fields
                    if name in dropped or (name not in _ALSO_READ and name not in _LABELS)]
     return spec, unsupported
+
+
+def _hires(fields: dict[str, str], spec: dict[str, Any]) -> bool:
+    """A1111's hires fix fields as a ``hires:`` mapping (``Denoising strength`` is its
+    second pass's); False if the picture has none."""
+    if "Hires upscale" not in fields and "Hires resize" not in fields:
+        return False
+    hires: dict[str, Any] = {}
+    if "Hires upscale" in fields:
+        hires["scale"] = _converted(fields["Hires upscale"], float)
+    wide, _, high = fields.get("Hires resize", "").partition("x")
+    if high:
+        hires["resize_x"], hires["resize_y"] = _converted(wide, int), _converted(high, int)
+    if "Hires steps" in fields:
+        hires["steps"] = _converted(fields["Hires steps"], int)
+    if "strength" in spec:
+        hires["denoise"] = spec.pop("strength")
+    hires["upscaler"] = fields.get("Hires upscaler", "Latent")  # A1111's default
+    spec["hires"] = hires
+    return True
+
+
+def _refiner(fields: dict[str, str], spec: dict[str, Any]) -> None:
+    """``Refiner: name [hash]`` as ``refiner: name`` and its switch."""
+    if REFINER not in fields:
+        return
+    name = fields[REFINER]
+    if name.endswith("]") and " [" in name:
+        name = name[:name.rindex(" [")]
+    spec["refiner"] = name
+    if REFINER_SWITCH in fields:
+        spec["refiner_switch"] = _converted(fields[REFINER_SWITCH], float)
 
 
 def _schedule(fields: dict[str, str], spec: dict[str, Any]) -> bool:

@@ -20,12 +20,14 @@ from typing import Literal
 from .atomic import read_json_dict, write_atomic
 from .config import FaceRestorerConfig, ModelConfig, SiteConfig
 from .errors import GenimgError, did_you_mean, short_repr
+from .passes import UPSCALER_SUFFIXES
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pth", ".pt", ".json", ".txt", ".model")
 LORA_SUFFIXES = (".safetensors", ".pt", ".ckpt")
 #: The models folder's subfolders of LoRAs and VAEs: A1111's names, then ComfyUI's.
-ADD_ON_FOLDERS = {"lora": ("Lora", "lora", "loras"), "vae": ("VAE", "vae")}
+ADD_ON_FOLDERS = {"lora": ("Lora", "lora", "loras"), "vae": ("VAE", "vae"),
+                  "upscaler": ("ESRGAN", "RealESRGAN", "upscale_models")}
 PREVIEW_FINGERPRINT = "preview-v1"
 #: Fingerprints of models known only from imported pictures: A1111's short hash of the
 #: checkpoint, or the file name another tool wrote.
@@ -326,6 +328,10 @@ class ModelResolver:
         """The VAE file a ``vae:`` names (raises GenimgError if there is none)."""
         return self.add_on("vae", name)
 
+    def upscaler(self, name: str) -> FileRef:
+        """The upscaler file a hires fix names (ESRGAN family; raises GenimgError)."""
+        return self.add_on("upscaler", name)
+
     def add_on(self, kind: str, name: str) -> FileRef:
         key = f"{kind}: {name}"
         if key not in self._loras:
@@ -376,9 +382,10 @@ class ModelResolver:
         path = Path(name).expanduser()
         if not path.is_absolute():
             path = self.config.root / path
-        found = [path] if name.endswith(LORA_SUFFIXES) and path.is_file() else [
+        suffixes = UPSCALER_SUFFIXES if kind == "upscaler" else LORA_SUFFIXES
+        found = [path] if name.endswith(suffixes) and path.is_file() else [
             f for folder in self.add_on_folders(kind) for f in sorted(folder.rglob("*"))
-            if f.stem == name and f.suffix in LORA_SUFFIXES and f.is_file()]
+            if f.stem == name and f.suffix in suffixes and f.is_file()]
         if self.preview:
             return FileRef(name, str(found[0]) if found else name, PREVIEW_FINGERPRINT)
         if found:
@@ -390,8 +397,8 @@ class ModelResolver:
         if key in self.recorded:  # a frozen build on a machine without the file
             return FileRef(name, name, self.recorded[key], problem=f"not found in {where}")
         known = sorted({f.stem for folder in self.add_on_folders(kind)
-                        for f in folder.rglob("*") if f.suffix in LORA_SUFFIXES})
-        what = "LoRA" if kind == "lora" else kind.upper()
+                        for f in folder.rglob("*") if f.suffix in suffixes})
+        what = {"lora": "LoRA", "vae": "VAE"}.get(kind, kind)
         raise GenimgError(f"{what} {short_repr(name)} not found{did_you_mean(name, known)} "
                           f"(looked in {where})")
 

@@ -50,11 +50,25 @@ _SEED = ("prompt", "negative_prompt", "sampler", "steps", "cfg", "width", "heigh
 _GENERATION = ("steps", "sampler", "schedule_type", "cfg", "seed", "size", "model_hash",
                "model", "model_revision", "subseed", "subseed_strength")
 _GENERATION_TAIL = ("clip_skip", "eta_noise_seed_delta", "noise")
+#: The passes after the first (``passes``): hashed only when set, never in a derived seed
+#: (adding a hires fix or a refiner keeps the first pass's picture). The refiner's
+#: fingerprint, not its name, is in the key (``plan.key_fields``).
+_HIRES = ("hires_upscale", "hires_resize", "hires_steps", "hires_upscaler")
+
+
+
+def _txt2img_work(spec: ImageSpec) -> int:
+    """A txt2img picture's steps, its hires fix's second pass included."""
+    hires = spec.hires
+    return spec.steps + (hires.steps or spec.steps if hires is not None else 0)
+
 
 MODES: dict[str, Mode] = {mode.name: mode for mode in (
-    Mode(TXT2IMG, "a picture from the prompt", "diffusion", _DIFFUSION, _SEED,
-         (*_GENERATION, *_GENERATION_TAIL), work=lambda spec: spec.steps),
-    Mode(IMG2IMG, "redraws `from` after the prompt", "diffusion", (*_DIFFUSION, "strength"),
+    Mode(TXT2IMG, "a picture from the prompt", "diffusion",
+         (*_DIFFUSION, "hires", "refiner_switch"), _SEED,
+         (*_GENERATION, "hires_denoise", *_GENERATION_TAIL, *_HIRES), work=_txt2img_work),
+    Mode(IMG2IMG, "redraws `from` after the prompt", "diffusion",
+         (*_DIFFUSION, "strength", "refiner_switch"),
          (*_SEED, "strength"), (*_GENERATION, "strength", *_GENERATION_TAIL), source=True,
          # diffusers runs int(steps × strength) of the steps
          work=lambda spec: max(1, int(spec.steps * spec.strength))),

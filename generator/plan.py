@@ -40,6 +40,8 @@ class Node:
     loras: tuple[tuple[FileRef, float], ...] = ()  # the LoRAs it is rendered with
     vae: FileRef | None = None  # a VAE replacing the model's
     embeddings: tuple[FileRef, ...] = ()  # textual inversions its prompts use
+    refiner: ModelRef | None = None  # the model taking over at ``refiner_switch``
+    upscaler: FileRef | None = None  # a hires fix's upscaler file (ESRGAN family)
     fields: dict[str, Any] = field(default_factory=dict, compare=False)  # what key hashes
 
 
@@ -47,7 +49,9 @@ def key_fields(spec: ImageSpec, model_fp: str | None, source: str | None,
                restorer_fp: str | None,
                loras: tuple[tuple[FileRef, float], ...] = (),
                vae: FileRef | None = None,
-               embeddings: tuple[FileRef, ...] = ()) -> dict[str, Any]:
+               embeddings: tuple[FileRef, ...] = (),
+               refiner: ModelRef | None = None,
+               upscaler: FileRef | None = None) -> dict[str, Any]:
     """The exact dictionary a cache key is the hash of (docs/ARCHITECTURE.md, "The cache
     key"): the spec's fields its mode reads, the recipe version, the fingerprint of
     what renders it (the model, or the face restorer), and the key or file hash of its
@@ -67,6 +71,10 @@ def key_fields(spec: ImageSpec, model_fp: str | None, source: str | None,
         fields["vae"] = vae.fingerprint
     if embeddings:
         fields["embeddings"] = [embedding.fingerprint for embedding in embeddings]
+    if refiner is not None:  # a refiner by its fingerprint, like the model
+        fields["refiner"] = refiner.fingerprint
+    if upscaler is not None:  # a hires fix's upscaler file by its hash
+        fields["upscaler"] = upscaler.fingerprint
     return fields
 
 
@@ -194,28 +202,43 @@ class Planner:
         loras: tuple[tuple[FileRef, float], ...] = ()
         vae: FileRef | None = None
         embeddings: tuple[FileRef, ...] = ()
+        refiner: ModelRef | None = None
+        upscaler: FileRef | None = None
         if mode.generates:
             model = self._model(spec)
             loras = tuple((self._lora(spec, name), weight) for name, weight in spec.loras)
             vae = self._vae(spec, spec.vae or model.vae)
             embeddings = self.resolver.embeddings_in((spec.prompt, spec.negative_prompt))
+            refiner = self._model(spec, "refiner") if spec.refiner else None
+            upscaler = self._upscaler(spec)
         elif mode.restores:
             restorer = self._restorer(spec)
         fields = key_fields(spec, model.fingerprint if model else None, source,
-                            restorer.fingerprint if restorer else None, loras, vae, embeddings)
+                            restorer.fingerprint if restorer else None, loras, vae, embeddings,
+                            refiner, upscaler)
         key = canonical_key(fields)
         self._put(Node(key, spec, spec, parent=parent, file=file, model=model, restorer=restorer,
-                       loras=loras, vae=vae, embeddings=embeddings, fields=fields))
+                       loras=loras, vae=vae, embeddings=embeddings, refiner=refiner,
+                       upscaler=upscaler, fields=fields))
         return key
 
     def _put(self, node: Node) -> None:
         self.nodes.setdefault(node.key, node)
 
-    def _model(self, spec: ImageSpec) -> ModelRef:
+    def _model(self, spec: ImageSpec, key: str = "model") -> ModelRef:
         try:
-            return self.resolver.model(spec.model)
+            return self.resolver.model(getattr(spec, key))
         except GenimgError as exc:
-            raise spec.at("model").error(exc.message) from None
+            raise spec.at(key).error(exc.message) from None
+
+    def _upscaler(self, spec: ImageSpec) -> FileRef | None:
+        """A hires fix's upscaler file (ESRGAN family), if it names one."""
+        if spec.hires is None or not spec.hires.file:
+            return None
+        try:
+            return self.resolver.upscaler(spec.hires.upscaler)
+        except GenimgError as exc:
+            raise spec.at("hires").error(f"hires upscaler: {exc.message}") from None
 
     def _lora(self, spec: ImageSpec, name: str) -> FileRef:
         try:

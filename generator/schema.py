@@ -21,6 +21,7 @@ from typing import Any
 
 from .errors import Location, did_you_mean, has_type, short_repr, text_problem, type_name
 from .modes import MODES, TXT2IMG
+from .passes import BUILT_IN, Hires, hires_key
 from .samplers import SAMPLERS, SCHEDULE_TYPES
 
 SEED_MAX = 2**32 - 1
@@ -184,6 +185,23 @@ def _lora_weights(name: str, value: Any) -> str | None:
     return None
 
 
+def _hires(name: str, value: Any) -> str | None:
+    """The ``hires:`` mapping, each of its keys checked against ``HIRES``."""
+    from .errors import GenimgError
+
+    try:
+        check_keys(value, HIRES, "hires", Location("", 0))
+    except GenimgError as exc:
+        return f"{name!r}: {exc.message}"
+    return None
+
+
+def _upscaler(name: str, value: Any) -> str | None:
+    if value.strip():
+        return None
+    return f"{name!r} must be one of {', '.join(BUILT_IN)} or an upscaler file's name"
+
+
 def _device(name: str, value: Any) -> str | None:
     if value in ("auto", "cpu", "cuda", "mps") or value.startswith("cuda:"):
         return None
@@ -256,10 +274,36 @@ SPEC = table(
         role=Role.PIXELS, hashed_if_set=True),
     Key("vae", (str,), "a VAE file replacing the model's, or its name in the models "
         "folder's `VAE/` (its hash is in the key)", role=Role.PIXELS, hashed_if_set=True),
+    Key("hires", (dict, _NONE), "A1111's hires fix: the picture upscaled and redrawn, as one "
+        "picture (`scale`, `steps`, `denoise`, `upscaler`, `resize_x`, `resize_y`; see "
+        "*Hires fix*); txt2img only", check=_hires, role=Role.PIXELS, convert=hires_key,
+        hashed_if_set=True),
+    Key("refiner", (str, _NONE), "A1111's Refiner: a model (named like `model:`) that takes "
+        "over the sampling at `refiner_switch` (SDXL; its hash is in the key)",
+        role=Role.PIXELS, hashed_if_set=True),
+    Key("refiner_switch", (int, float), "A1111's Refiner switch at: the fraction of the "
+        "sampling after which the refiner samples, 0 < s ≤ 1 (1: never)", 0.8, _fraction,
+        Role.PIXELS, float, hashed_if_set=True),
     Key("id", (str,), "a name other images' `from:` can use", check=_word,
         role=Role.PRESENTATION),
     Key("caption", (str,), "text under the picture", role=Role.PRESENTATION),
     Key("alt", (str,), "the picture's alt text (default: its prompt)", role=Role.PRESENTATION),
+)
+#: ``hires:``, A1111's hires fix (``passes.Hires``).
+HIRES = table(
+    Key("scale", (int, float), "A1111's Hires upscale: the first pass's size times this",
+        Hires.scale, between(1, 8), convert=float),
+    Key("steps", (int,), "A1111's Hires steps (0: as many as `steps`)", Hires.steps,
+        between(0, 500)),
+    Key("denoise", (int, float), "A1111's Denoising strength of the second pass, 0 < d ≤ 1",
+        Hires.denoise, _fraction, convert=float),
+    Key("upscaler", (str,), "A1111's Hires upscaler: " + ", ".join(f"`{name}`" for name in
+        BUILT_IN) + ", or an ESRGAN-family file (its name in the models folder's `ESRGAN/`, "
+        "or a path)", Hires.upscaler, _upscaler),
+    Key("resize_x", (int,), "A1111's Resize width to (0: from `resize_y`'s ratio); with "
+        "either, `scale` is not used", Hires.resize_x, between(0, SIZE_MAX)),
+    Key("resize_y", (int,), "A1111's Resize height to (0: from `resize_x`'s ratio)",
+        Hires.resize_y, between(0, SIZE_MAX)),
 )
 #: Keys that belong to one image: never a default, never in a cache key.
 PRESENTATION_KEYS = tuple(k.name for k in SPEC.values() if k.role is Role.PRESENTATION)

@@ -15,10 +15,11 @@ from .errors import Location, short_repr
 from .hashing import derive_seed
 from .loras import merged as merged_loras
 from .loras import split_prompt
-from .modes import MODES, RESTORE
+from .modes import MODES, RESTORE, TXT2IMG
+from .passes import Hires, hires_of, target
 from .prompts import unsupported
 from .samplers import ANCESTRAL, schedule_problem
-from .schema import PRESENTATION_KEYS, SPEC, check_keys, defaults_of
+from .schema import PRESENTATION_KEYS, SIZE_MAX, SIZE_MIN, SPEC, check_keys, defaults_of
 
 T = TypeVar("T")
 DEFAULTS: dict[str, Any] = {k: v for k, v in defaults_of(SPEC).items() if v is not None}
@@ -52,6 +53,9 @@ class ImageSpec:
     loras: tuple[tuple[str, float], ...] = ()
     vae: str | None = None  # a VAE replacing the model's
     schedule_type: str | None = None
+    hires: Hires | None = None  # A1111's hires fix: a second pass, bigger
+    refiner: str | None = None  # a model taking over at ``refiner_switch``
+    refiner_switch: float = 0.8
     id: str | None = None
     caption: str | None = None
     alt: str | None = None
@@ -161,6 +165,36 @@ def _schedule_type(merged: Mapping[str, Any], where: Location) -> str | None:
     return str(schedule_type)
 
 
+def _passes(raw: Mapping[str, Any], merged: Mapping[str, Any], mode: str,
+            at: Callable[[str], Location]) -> dict[str, Any]:
+    """``hires``, ``refiner`` and ``refiner_switch`` as rendered: a refiner that never takes
+    over (switch 1) is none, and a pass a mode cannot run is an error where written (from
+    defaults, it is left out)."""
+    hires = hires_of(merged.get("hires"))
+    refiner = merged.get("refiner")
+    if hires is not None and mode != TXT2IMG:
+        if "hires" in raw:
+            raise at("hires").error(f"'hires' needs 'mode: {TXT2IMG}' (A1111's hires fix is "
+                                    "a second pass of a txt2img picture)")
+        hires = None
+    if refiner is not None and not MODES[mode].generates:
+        if "refiner" in raw:
+            raise at("refiner").error(f"'refiner' needs a mode that samples, not {mode!r}")
+        refiner = None
+    if hires is not None:
+        size = target(merged["width"], merged["height"], hires).size
+        if max(size) > SIZE_MAX or min(size) < SIZE_MIN:
+            raise at("hires").error(f"'hires' makes a {size[0]}x{size[1]} picture; its sides "
+                                    f"must be between {SIZE_MIN} and {SIZE_MAX} pixels")
+        if refiner is not None and float(merged["refiner_switch"]) < 1:
+            raise at("refiner" if "refiner" in raw else "hires").error(
+                "'refiner' with 'hires' is not supported yet: use one of them")
+    switch = float(merged["refiner_switch"])
+    if refiner is None or switch >= 1:  # never takes over: as without a refiner
+        refiner, switch = None, float(SPEC["refiner_switch"].default)
+    return {"hires": hires, "refiner": refiner, "refiner_switch": switch}
+
+
 def parse_defaults(raw: Any, where: Location, key_lines: Mapping[Any, int] | None = None,
                    forbidden: tuple[str, ...] = PRESENTATION_KEYS) -> dict[str, Any]:
     """Validate a mapping of image defaults (a gallery's ``defaults:`` or genimg.yaml's)."""
@@ -222,6 +256,7 @@ def parse_image(raw: Any, where: Location, defaults: Mapping[str, Any] | None = 
         subseed=fields["subseed"] if fields["subseed_strength"] else 0,
         eta_noise_seed_delta=(fields["eta_noise_seed_delta"] if fields["sampler"] in ANCESTRAL
                               else 0),
+        **_passes(raw, merged, mode.name, at),
     )
     seed = merged.get("seed")
     if seed is None:

@@ -357,9 +357,11 @@ def test_key_changes_with_every_pixel_key_and_nothing_else(spec):
 def test_every_pixel_key_is_covered():
     """If a key is added to specs, this file must learn whether it changes pixels."""
     # loras, vae: keyed by their files' hashes, like model (tests/test_loras.py);
-    # schedule_type is valid with some samplers only: tests/test_schedules.py has its keys
+    # schedule_type is valid with some samplers only: tests/test_schedules.py has its keys;
+    # hires, refiner, refiner_switch: tests/test_passes.py
     known = set(PIXEL_VALUES) | set(PRESENTATION_KEYS) | {"mode", "from", "model", "restore_faces",
-                                                          "loras", "vae", "schedule_type"}
+                                                          "loras", "vae", "schedule_type", "hires",
+                                                          "refiner", "refiner_switch"}
     assert known == set(SPEC)
     assert set(DEFAULTS) <= set(SPEC)
     assert set(PIXEL_VALUES["sampler"]) <= set(SAMPLERS)

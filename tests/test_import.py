@@ -156,8 +156,12 @@ def test_invokeai_metadata_of_a_txt2img_picture_is_a_spec(tmp_path: Path) -> Non
 def test_a1111_parameters_genimg_cannot_redo_make_a_plain_picture(tmp_path: Path) -> None:
     hires = OLD_MAN.replace("Version:", "Denoising strength: 0.7, Hires upscale: 2, Version:")
     picture = readers.read_picture(P.png(tmp_path / "a.png", {"parameters": hires}))
-    assert "Hires upscale" in (adopt(picture).why or "")
+    assert adopt(picture).spec["hires"] == {"scale": 2.0, "denoise": 0.7,  # a hires fix is read
+                                            "upscaler": "Latent"}
     for text, why in (
+            (hires.replace("Version:", "Hires sampler: DDIM, Version:"), "Hires sampler"),
+            (OLD_MAN.replace("Version:", "Refiner: xl [0123456789], Refiner switch at: 0.8, "
+                             "Version:"), "refiner"),
             (OLD_MAN.replace("Version:", "Schedule type: Karras, Version:").replace(
                 "Sampler: Euler a", "Sampler: DPM2"), "Schedule type"),
             ("a [cat:dog:0.5]\n" + OLD_MAN.split("\n")[-1], "prompt editing")):

@@ -85,9 +85,9 @@ def test_an_a1111_infotext_reads_back_and_names_what_genimg_lacks():
         "negative_prompt": "blurry", "prompt_syntax": "a1111", "seed": 1234, "steps": 30,
         "sampler": "DPM++ 2M", "schedule_type": "Karras", "cfg": 6.5,
         "model": "v1-5-pruned-emaonly", "clip_skip": 2, "subseed": 42, "subseed_strength": 0.25,
-        "eta_noise_seed_delta": 31337, "width": 512, "height": 768, "noise": "nv"}
-    assert unsupported_fields == ["Denoising strength", "Hires upscale", "Hires steps",
-                                  "Hires upscaler", "Lora hashes"]
+        "eta_noise_seed_delta": 31337, "width": 512, "height": 768, "noise": "nv",
+        "hires": {"scale": 2.0, "steps": 10, "denoise": 0.45, "upscaler": "Latent"}}
+    assert unsupported_fields == ["Lora hashes"]
     assert "mode" not in spec  # a hires fix is not an img2img
     parse_image(spec, WHERE)  # and genimg accepts what it printed
 
@@ -155,8 +155,8 @@ def test_info_prints_the_spec_and_warns_about_fields_it_cannot_render(tmp_path):
     assert result.exit_code == 0
     [spec] = yaml.safe_load(result.stdout)
     assert spec["schedule_type"] == "Karras" and spec["clip_skip"] == 2
+    assert spec["hires"] == {"scale": 2.0, "steps": 10, "denoise": 0.45, "upscaler": "Latent"}
     assert result.stderr == (f"warning: {png}: genimg does not render these fields: "
-                             "Denoising strength, Hires upscale, Hires steps, Hires upscaler, "
                              "Lora hashes\n")
 
 
