@@ -18,8 +18,8 @@ from .errors import GenimgError
 
 Shapes = Mapping[str, tuple[int, ...]]
 
-SD1, SD2, SDXL = "sd1", "sd2", "sdxl"
-NAMES = {SD1: "SD 1.x", SD2: "SD 2.x", SDXL: "SDXL"}
+SD1, SD2, SDXL, SDXL_REFINER = "sd1", "sd2", "sdxl", "sdxl_refiner"
+NAMES = {SD1: "SD 1.x", SD2: "SD 2.x", SDXL: "SDXL", SDXL_REFINER: "SDXL refiner"}
 
 _UNET = "model.diffusion_model."
 _SD2_ATTN2_K = _UNET + "input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight"
@@ -46,7 +46,8 @@ def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
 
 
 def detect(shapes: Shapes, where: str) -> str:
-    """SD1, SD2 or SDXL, from which text encoders and UNet tensors the file holds."""
+    """SD1, SD2, SDXL or SDXL_REFINER, from which text encoders and UNet tensors the file
+    holds (a refiner has only SDXL's second text encoder, as the first embedder)."""
     has_unet = _UNET + "input_blocks.0.0.weight" in shapes
     if has_unet and _XL_TEXT_L in shapes and _XL_TEXT_G in shapes:
         return SDXL
@@ -55,9 +56,10 @@ def detect(shapes: Shapes, where: str) -> str:
     if has_unet and _SD1_TEXT in shapes:
         # SD 2.x with a CLIP-layout text encoder still cross-attends to 1024 features.
         return SD2 if shapes.get(_SD2_ATTN2_K, (0,))[-1] == 1024 else SD1
+    if has_unet and _XL_REFINER in shapes:
+        return SDXL_REFINER
     if _XL_REFINER in shapes:
-        raise GenimgError(f"{where}: an SDXL refiner checkpoint; genimg renders with SD 1.x, "
-                          "SD 2.x and SDXL base checkpoints")
+        raise GenimgError(f"{where}: an SDXL refiner checkpoint without its UNet")
     raise GenimgError(f"{where}: not a Stable Diffusion checkpoint genimg recognises (SD 1.x, "
                       "SD 2.x or SDXL base, with its UNet and text encoders in one file)")
 

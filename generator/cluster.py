@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import SiteConfig
 from .errors import GenimgError
-from .models import ModelResolver
+from .models import FaceRestorerRef, ModelRef, ModelResolver
 from .modes import MODES, RENDERERS
 from .plan import Node, Plan
 from .progress import Progress
@@ -294,19 +294,19 @@ class Pool:
 
     def _prove(self, misses: list[Node]) -> None:
         """Every worker's models and restorer weights are the driver's, or one line."""
-        used: dict[str, Node] = {}
+        used: dict[str, tuple[Node, ModelRef | FaceRestorerRef]] = {}
         for node in misses:
-            if node.model is not None and MODES[node.spec.mode].generates:
-                used.setdefault(node.model.name, node)
+            if MODES[node.spec.mode].generates:
+                for ref in (node.model, node.refiner):  # a refiner is a model too
+                    if ref is not None:
+                        used.setdefault(ref.name, (node, ref))
             if node.restorer is not None and not MODES[node.spec.mode].generates:
-                used.setdefault(FACES, node)
+                used.setdefault(FACES, (node, node.restorer))
         names = [name for name in used if name != FACES]
         answers = self.ray.get([w.actor.prove.remote(names, FACES in used)
                                 for w in self.workers])
         for worker, found in zip(self.workers, answers, strict=True):
-            for name, node in used.items():
-                ours = node.restorer if name == FACES else node.model
-                assert ours is not None
+            for name, (node, ours) in used.items():
                 theirs, problem = found[name]
                 shown = FACES if name == FACES else f"model {name!r}"
                 if problem:

@@ -398,7 +398,7 @@ class ModelResolver:
             return FileRef(name, name, self.recorded[key], problem=f"not found in {where}")
         known = sorted({f.stem for folder in self.add_on_folders(kind)
                         for f in folder.rglob("*") if f.suffix in suffixes})
-        what = {"lora": "LoRA", "vae": "VAE"}.get(kind, kind)
+        what = {"lora": "LoRA", "vae": "VAE", "upscaler": "hires upscaler"}[kind]
         raise GenimgError(f"{what} {short_repr(name)} not found{did_you_mean(name, known)} "
                           f"(looked in {where})")
 

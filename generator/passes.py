@@ -79,11 +79,10 @@ def hires_of(value: Hires | Mapping[str, Any] | None) -> Hires | None:
     return Hires(**given)
 
 
-def hires_key(value: Hires | Mapping[str, Any]) -> dict[str, Any]:
+def hires_key(value: Hires | Mapping[str, Any] | None) -> dict[str, Any] | None:
     """``schema``'s convert of ``hires:``: the dictionary a key hashes."""
     hires = hires_of(value)
-    assert hires is not None
-    return hires.as_key()
+    return None if hires is None else hires.as_key()
 
 
 @dataclass(frozen=True)

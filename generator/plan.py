@@ -238,7 +238,7 @@ class Planner:
         try:
             return self.resolver.upscaler(spec.hires.upscaler)
         except GenimgError as exc:
-            raise spec.at("hires").error(f"hires upscaler: {exc.message}") from None
+            raise spec.at("hires").error(exc.message) from None
 
     def _lora(self, spec: ImageSpec, name: str) -> FileRef:
         try:

@@ -85,10 +85,12 @@ def check_renderable(misses: list[Node]) -> None:
     seen: set[str] = set()
     for node in misses:
         where = node.shown.location
-        model, restorer = node.model, node.restorer
-        if model is not None and model.problem and model.name not in seen:
-            seen.add(model.name)
-            errors.append(where.error(model_missing_error(model.name, model.problem).message))
+        restorer = node.restorer
+        for model in (node.model, node.refiner):
+            if model is not None and model.problem and model.name not in seen:
+                seen.add(model.name)
+                errors.append(where.error(model_missing_error(model.name,
+                                                              model.problem).message))
         if restorer is not None and restorer.problem and "faces" not in seen:
             seen.add("faces")
             errors.append(where.error(restorer.problem))
@@ -114,7 +116,7 @@ def source_image(node: Node, cache: Cache) -> Image.Image | None:
 
 def task_for(node: Node, source: Image.Image | None) -> RenderTask:
     return RenderTask(node.key, node.spec, node.model, node.restorer, source, node.loras,
-                      node.vae, node.embeddings)
+                      node.vae, node.embeddings, node.refiner, node.upscaler)
 
 
 def _versions(preview: bool) -> dict[str, str]:

@@ -26,7 +26,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 #: The modules of the render extras (pyproject.toml), as imported.
 RENDER_MODULES = ("torch", "torchvision", "diffusers", "transformers", "accelerate",
-                  "safetensors", "peft", "gfpgan", "facexlib", "basicsr")
+                  "safetensors", "peft", "gfpgan", "facexlib", "basicsr", "spandrel")
 REQUIRE_RENDER = "GENIMG_REQUIRE_RENDER"
 
 

@@ -536,3 +536,79 @@ def save_tiny_sdxl(root: Path, seed: int = 0) -> Path:
     folder = root / "tiny-sdxl"
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+# --- a tiny SDXL refiner: only SDXL's second text encoder, aesthetic-score conditioning ---
+
+
+def build_refiner_pipeline(workdir: Path, seed: int = 0) -> Any:
+    """A tiny SDXL refiner fitting ``build_arch_pipeline(…, "sdxl")`` (its second text
+    encoder's size): the refiner's layout (a last level without attention, more transformer
+    layers in the middle block), random weights."""
+    import diffusers
+    import torch
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer
+
+    from generator.render.singlefile import template, write_tokenizer
+
+    cfg = _arch_configs("sdxl")
+    base = template("sdxl_refiner")
+    torch.manual_seed(seed + 1)
+    unet = diffusers.UNet2DConditionModel(**dict(
+        TINY_UNET, block_out_channels=(64, 128), attention_head_dim=(1, 2),
+        transformer_layers_per_block=2, cross_attention_dim=128, use_linear_projection=True,
+        addition_embed_type="text_time", addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=128 + 5 * 8)).eval()
+    write_tokenizer(workdir / "tokenizer_2", base["tokenizer_2"])
+    sched = {k: v for k, v in base["scheduler"].items() if not k.startswith("_")}
+    return diffusers.StableDiffusionXLImg2ImgPipeline(
+        vae=diffusers.AutoencoderKL(**cfg["vae"]).eval(), text_encoder=None, tokenizer=None,
+        text_encoder_2=CLIPTextModelWithProjection(
+            CLIPTextConfig(**cfg["texts"]["text_encoder_2"])).eval(),
+        tokenizer_2=CLIPTokenizer.from_pretrained(str(workdir / "tokenizer_2")), unet=unet,
+        scheduler=diffusers.EulerDiscreteScheduler.from_config(sched),
+        requires_aesthetics_score=True, force_zeros_for_empty_prompt=False)
+
+
+def save_tiny_refiner(root: Path, seed: int = 0) -> TinyModel:
+    """The tiny refiner as a diffusers folder and as an original-layout single file (its
+    text encoder as ``conditioner.embedders.0.model.``, as Stability's refiner file)."""
+    from types import SimpleNamespace
+
+    import torch
+    from safetensors.torch import save_file
+
+    pipe = build_refiner_pipeline(root / "work-refiner", seed)
+    folder = root / "tiny-refiner"
+    pipe.save_pretrained(folder, safe_serialization=True)
+    shim = SimpleNamespace(unet=pipe.unet, vae=pipe.vae, text_encoder=torch.nn.Module())
+    state = to_ldm_state_dict(shim)
+    state.update({"conditioner.embedders.0.model." + k: v.detach().contiguous().clone()
+                  for k, v in _open_clip_state(pipe.text_encoder_2, False, 1).items()})
+    checkpoint = root / "tiny-refiner.safetensors"
+    save_file(state, str(checkpoint))
+    return TinyModel(folder=folder, checkpoint=checkpoint)
+
+
+def save_tiny_esrgan(path: Path, seed: int = 0) -> Path:
+    """A tiny random ESRGAN (RRDBNet, 4×) in the original ESRGAN key layout, as a
+    ``.safetensors`` or ``.pth`` file: what A1111 keeps in ``models/ESRGAN``."""
+    import torch
+    from safetensors.torch import save_file
+    from spandrel.architectures.ESRGAN import ESRGAN
+
+    torch.manual_seed(seed)
+    net = ESRGAN(in_nc=3, out_nc=3, num_filters=8, num_blocks=1, scale=4)
+    state = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".safetensors":
+        save_file(state, str(path))
+    else:
+        torch.save(state, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_refiner(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
+    """The tiny SDXL refiner, saved once per session (folder + single file)."""
+    return save_tiny_refiner(tmp_path_factory.mktemp("refiner"))

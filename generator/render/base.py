@@ -30,6 +30,8 @@ class RenderTask:
     loras: tuple[tuple[FileRef, float], ...] = ()  # txt2img / img2img: LoRAs and weights
     vae: FileRef | None = None  # txt2img / img2img: a VAE replacing the model's
     embeddings: tuple[FileRef, ...] = ()  # txt2img / img2img: textual inversions it uses
+    refiner: ModelRef | None = None  # txt2img / img2img: the model taking over (``refiner:``)
+    upscaler: FileRef | None = None  # txt2img: its hires fix's upscaler file
 
     @property
     def work(self) -> int:

@@ -128,6 +128,8 @@ def encode_sdxl(prompt: str, pipe: Any, syntax: str = "a1111") -> tuple[Any, Any
     pooled: Any = None
     for tokenizer, encoder in ((pipe.tokenizer, pipe.text_encoder),
                                (pipe.tokenizer_2, pipe.text_encoder_2)):
+        if encoder is None:  # an SDXL refiner has only the second one
+            continue
         text = (pipe.maybe_convert_prompt(prompt, tokenizer)
                 if hasattr(pipe, "maybe_convert_prompt") else prompt)
         chunks = (tokenized_chunks if syntax == "a1111" else plain_chunk)(text, tokenizer)

@@ -34,6 +34,7 @@ from ..samplers import scheduler_for
 from . import singlefile
 from .base import RenderTask, StepCallback
 from .device import pick_device, pick_dtype
+from .passes import Passes, extra_work, pass_key
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -52,7 +53,7 @@ def batch_key(task: RenderTask) -> tuple:
             spec.schedule_type, float(spec.cfg), strength, lora_set(task),
             task.vae.fingerprint if task.vae else None,
             tuple(e.fingerprint for e in task.embeddings), spec.prompt_syntax, spec.clip_skip,
-            _own_noise(spec))
+            _own_noise(spec), pass_key(task))
 
 
 def lora_set(task: RenderTask) -> tuple[tuple[str, float], ...]:
@@ -181,6 +182,7 @@ class DiffusionRenderer:
         self._active: str | None = None
         self._device: str | None = None
         self._dtype: Any = None
+        self.passes = Passes(self)  # hires fix and refiner (render/passes.py)
 
     @property
     def device(self) -> str:
@@ -212,6 +214,7 @@ class DiffusionRenderer:
         """Drop every model and give GPU memory back."""
         self._models.clear()
         self._vaes.clear()
+        self.passes.close()
         self._active = None
         gc.collect()
         if self._device and self._device.startswith("cuda"):
@@ -272,8 +275,9 @@ class DiffusionRenderer:
                                        t.spec.subseed_strength, t.spec.eta_noise_seed_delta, g)
                           for t, g in zip(batch, generators, strict=True)]
             noise = drawing_from()
+        kwargs.update(self.passes.first_pass(pipe, batch[0]))  # latents out, for a second pass
 
-        work, done = batch[0].work, 0
+        work, done = batch[0].work - extra_work(spec), 0
 
         def step_end(pipeline: Any, index: int, _timestep: Any, tensors: dict) -> dict:
             # Progress in A1111 steps, even for samplers that call the UNet twice a step.
@@ -292,11 +296,11 @@ class DiffusionRenderer:
                 guidance_scale=spec.cfg,
                 generator=generators,
                 callback_on_step_end=step_end,
-                output_type="pil",
-                **kwargs,
+                **{"output_type": "pil", **kwargs},
             ).images
         if done < work:
             on_step((work - done) * len(batch))
+        images = self.passes.finish(pipe, batch, prompts, images, generators, on_step)
         return [image.convert("RGB") for image in images]
 
     # --- models -----------------------------------------------------------------------
@@ -352,8 +356,9 @@ class DiffusionRenderer:
     def _offloading(self) -> bool:
         return self.config.cpu_offload and self.device != "cpu"
 
-    def _load(self, ref: ModelRef) -> _Model:
-        """Both pipelines of a model, never downloading unless genimg.yaml allows it."""
+    def _load(self, ref: ModelRef, refiner: bool = False) -> _Model:
+        """Both pipelines of a model (a refiner: its img2img one, twice), never
+        downloading unless genimg.yaml allows it."""
         if ref.problem or ref.kind == "preview":
             raise model_missing_error(ref.name, ref.problem or "a preview model has no weights")
         if ref.kind in ("folder", "file") and not Path(ref.location).exists():
@@ -376,11 +381,12 @@ class DiffusionRenderer:
                 if ref.config:  # a diffusers folder, or an original .yaml config
                     name = "config" if Path(ref.config).is_dir() else "original_config"
                     common[name] = ref.config
-                txt2img = singlefile.load(Path(ref.location), common)
+                txt2img = singlefile.load(Path(ref.location), common, refiner)
             else:
                 if ref.kind == "hub":  # the same cache the resolver looked in
                     common.update(revision=ref.revision, cache_dir=str(hf_hub_cache()))
-                txt2img = AutoPipelineForText2Image.from_pretrained(ref.location, **common)
+                auto = AutoPipelineForImage2Image if refiner else AutoPipelineForText2Image
+                txt2img = auto.from_pretrained(ref.location, **common)
             img2img = AutoPipelineForImage2Image.from_pipe(txt2img)
         except GenimgError:
             raise

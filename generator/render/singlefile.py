@@ -19,7 +19,17 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ..checkpoints import SD1, SD2, SDXL, Shapes, detect, prediction, safetensors_shapes
+from ..checkpoints import (
+    SD1,
+    SD2,
+    SDXL,
+    SDXL_REFINER,
+    Shapes,
+    detect,
+    prediction,
+    safetensors_shapes,
+)
+from ..errors import GenimgError
 
 CONFIGS = Path(__file__).parent / "configs"
 _UNET, _VAE = "model.diffusion_model.", "first_stage_model."
@@ -30,7 +40,11 @@ _TEXT = {
     SD2: [("text_encoder", "cond_stage_model.model.", "open_clip")],
     SDXL: [("text_encoder", "conditioner.embedders.0.transformer.text_model.", "clip"),
            ("text_encoder_2", "conditioner.embedders.1.model.", "open_clip")],
+    SDXL_REFINER: [("text_encoder_2", "conditioner.embedders.0.model.", "open_clip")],
 }
+#: SDXL's time conditioning: its size and crop (6 numbers); the refiner's adds an
+#: aesthetic score for the size (5).
+_TIME_IDS = {SDXL: 6, SDXL_REFINER: 5}
 
 
 def template(architecture: str) -> dict[str, Any]:
@@ -51,14 +65,18 @@ def checkpoint_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
 
 
-def load(path: Path, options: dict[str, Any]) -> Any:
-    """The txt2img pipeline of a single file, its architecture detected, no hub needed."""
+def load(path: Path, options: dict[str, Any], refiner: bool = False) -> Any:
+    """The txt2img pipeline of a single file, its architecture detected, no hub needed (a
+    refiner's: its img2img pipeline, and only where a spec names it as ``refiner:``)."""
     import diffusers
 
     shapes = checkpoint_shapes(path)
     architecture = detect(shapes, str(path))
+    if architecture == SDXL_REFINER and not refiner:
+        raise GenimgError(f"{path}: an SDXL refiner checkpoint: it renders only as a spec's "
+                          "'refiner:', after an SDXL model")
     pipeline = getattr(diffusers, template(architecture)["pipeline"])
-    if architecture == SDXL:  # it has no safety checker to turn off
+    if architecture in _TIME_IDS:  # it has no safety checker to turn off
         options = {k: v for k, v in options.items() if "safety_checker" not in k}
     if "config" in options or "original_config" in options:  # the user's override
         return pipeline.from_single_file(str(path), **options)
@@ -78,11 +96,11 @@ def write_config_folder(architecture: str, shapes: Shapes, folder: Path) -> None
     for name, prefix, layout in _TEXT[architecture]:
         measure = clip_config if layout == "clip" else open_clip_config
         parts[name] = measure(base[name], shapes, prefix, architecture)
-    if architecture == SDXL:
+    if architecture in _TIME_IDS:
         pooled = parts["text_encoder_2"]["projection_dim"]
         added = shapes[_UNET + "label_emb.0.0.weight"][1]
         parts["unet"].update(projection_class_embeddings_input_dim=added,
-                             addition_time_embed_dim=(added - pooled) // 6)
+                             addition_time_embed_dim=(added - pooled) // _TIME_IDS[architecture])
     index: dict[str, Any] = {"_class_name": base["pipeline"], **base.get("pipeline_config", {})}
     for name, config in parts.items():
         library = "transformers" if name.startswith("text_encoder") else "diffusers"
@@ -95,9 +113,11 @@ def write_config_folder(architecture: str, shapes: Shapes, folder: Path) -> None
             write_tokenizer(folder / name, base[name])
             index[name] = ["transformers", "CLIPTokenizer"]
     index.update(safety_checker=[None, None], feature_extractor=[None, None])
-    if architecture == SDXL:
+    if architecture in _TIME_IDS:
         index.pop("safety_checker")
         index.pop("feature_extractor")
+    if architecture == SDXL_REFINER:  # only SDXL's second text encoder
+        index.update(text_encoder=[None, None], tokenizer=[None, None])
     _write_json(folder / "model_index.json", index)
 
 
@@ -135,9 +155,12 @@ def unet_config(base: dict[str, Any], shapes: Shapes, architecture: str) -> dict
     if architecture != SD1:
         config["attention_head_dim"] = [c // 64 for c in channels]  # heads of 64 channels
     if "transformer_layers_per_block" in base:
+        # A level without attention takes the middle block's count: diffusers builds the
+        # middle block with the last level's (the refiner's last level has no attention).
+        middle = _count(shapes, re.escape(_UNET) + r"middle_block\.1\.transformer_blocks\.(\d+)\.")
         config["transformer_layers_per_block"] = [
-            max(1, _count(shapes, re.escape(block.format(i)) + r"1\.transformer_blocks\.(\d+)\."))
-            for i in firsts]
+            max(1, _count(shapes, re.escape(block.format(i)) + r"1\.transformer_blocks\.(\d+)\.")
+                if a else max(1, middle)) for i, a in zip(firsts, attention, strict=True)]
     return config
 
 
