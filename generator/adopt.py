@@ -17,6 +17,7 @@ from typing import Any
 from .comfyui import NotOnePass, graph_to_spec
 from .infotext import PARAMETERS, REFINER, REFINER_SWITCH, read_spec
 from .metadata import parse_infotext
+from .passes import BUILT_IN
 from .prompts import unsupported
 from .readers import COMFYUI, INVOKEAI, Picture
 
@@ -89,6 +90,10 @@ def _from_infotext(text: str) -> Adopted:
         if problem:
             return Adopted(None, f"its {name.lower()} {problem}")
     spec, cannot = read_spec(text)
+    upscaler = spec.get("hires", {}).get("upscaler", "Latent")
+    if upscaler not in BUILT_IN:
+        return Adopted(None, f"its hires upscaler {upscaler} is a model file; genimg import "
+                       f"adopts {', '.join(BUILT_IN)}")
     if cannot:  # e.g. a Schedule type genimg does not draw for that sampler
         return Adopted(None, f"its parameters {', '.join(cannot)} are not ones genimg renders")
     return Adopted(spec, model_hash=fields.get("Model hash") or None)

@@ -40,6 +40,7 @@ from .errors import ErrorList, GenimgError, Location
 from .hashing import canonical_key
 from .models import A1111_PREFIX, CHECKPOINT_SUFFIXES, IMPORTED_PREFIX
 from .modes import PICTURE
+from .passes import hires_of, target
 from .plan import Planner, key_fields
 from .readers import Picture, load_pixels, picture_files, read_picture
 from .schema import SPEC
@@ -235,6 +236,9 @@ class _Adopter:
               size: tuple[int, int]) -> dict[str, Any]:
         """The gallery item of an adopted picture: every key written out."""
         shown = (raw.get("width", DEFAULTS["width"]), raw.get("height", DEFAULTS["height"]))
+        hires = hires_of(raw.get("hires"))
+        if hires is not None:  # a hires fix's picture is its second pass's size
+            shown = target(*shown, hires).size
         if shown != size:
             raise GenimgError(f"it is {size[0]}x{size[1]}, not the {shown[0]}x{shown[1]} its "
                               "parameters make (upscaled or cropped after?)")

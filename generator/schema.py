@@ -454,4 +454,4 @@ def markdown_table(keys: Table) -> str:
 
 
 if __name__ == "__main__":  # ``python -m generator.schema``: the README's tables
-    print(markdown_table(SPEC), markdown_table(CONFIG), sep="\n\n")
+    print(markdown_table(SPEC), markdown_table(CONFIG), markdown_table(HIRES), sep="\n\n")

@@ -380,3 +380,24 @@ def test_info_reads_genimg_own_webp_originals(make_blog: MakeBlog) -> None:
     assert spec.spec is None and "preview placeholder" in (spec.why or "")
     result = genimg("info", original)
     assert result.exit_code == 0 and "seed: 77" in result.stdout
+
+
+def test_a_hires_fix_picture_comes_in_as_a_spec_of_its_size(make_blog: MakeBlog,
+                                                            tmp_path: Path) -> None:
+    """A hires fix is redone by genimg: its picture is the second pass's size, and an
+    upscaler model (not in the file) makes it a plain picture, saying which."""
+    root = make_blog({}, config=CONFIG)
+    (root / "model.safetensors").write_bytes(b"not really a model")
+    hires = OLD_MAN.replace("Version:", "Denoising strength: 0.5, Hires upscale: 1.5, "
+                            "Hires upscaler: Latent (bicubic), Version:")
+    P.png(tmp_path / "in/00001-329790701-a.png", {"parameters": hires}, 1, size=(96, 96))
+    P.png(tmp_path / "in/00002-329790701-b.png", {"parameters": hires}, 2, size=(64, 64))
+    P.png(tmp_path / "in/00003-329790701-c.png", {"parameters": hires.replace(
+        "Latent (bicubic)", "R-ESRGAN 4x+")}, 3, size=(96, 96))
+    report = import_pictures(root, [tmp_path / "in"], ImportOptions(title="Hires"))
+    first, small, esrgan = report.added
+    assert first.why is None and first.item["hires"] == {
+        "scale": 1.5, "denoise": 0.5, "upscaler": "Latent (bicubic)"}
+    assert "it is 64x64, not the 96x96" in (small.why or "")
+    assert "hires upscaler R-ESRGAN 4x+ is a model file" in (esrgan.why or "")
+    assert build_site(root, BuildOptions()).rendered == 0

@@ -400,3 +400,10 @@ def _sha256(path: Path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_readme_has_the_hires_keys():
+    from generator.schema import HIRES, markdown_table
+    from tests.helpers import REPO
+
+    assert markdown_table(HIRES) in (REPO / "README.md").read_text(encoding="utf-8")
