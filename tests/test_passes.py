@@ -407,3 +407,11 @@ def test_the_readme_has_the_hires_keys():
     from tests.helpers import REPO
 
     assert markdown_table(HIRES) in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_a_hires_preview_has_the_picture_s_size():
+    from generator.render.base import RenderTask
+    from generator.render.preview import preview_picture
+
+    picture = preview_picture(RenderTask("k", spec_of(hires={"resize_x": 128, "resize_y": 96})))
+    assert picture.size == (128, 96)

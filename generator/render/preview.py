@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from PIL import Image, ImageDraw, ImageFont
 
 from ..modes import IMG2IMG, RESTORE
+from ..passes import target
 from .base import RenderTask, StepCallback
 
 
@@ -25,6 +26,8 @@ def preview_picture(task: RenderTask) -> Image.Image:
     """Draw the placeholder for one task (pure function of the task's spec and source)."""
     spec = task.spec
     size = (spec.width, spec.height)
+    if spec.hires is not None:  # the hires fix's picture is its second pass's size
+        size = target(spec.width, spec.height, spec.hires).size
     if task.source is not None:
         size = task.source.size if spec.mode == RESTORE else size
     upper, lower = _colour(spec.seed, "top"), _colour(spec.seed, "bottom")
