@@ -36,6 +36,7 @@ from .atomic import read_json_dict, write_atomic
 from .content import GRID_LIMIT, MARKDOWN_EXTENSIONS, Post, load_post
 from .errors import Location
 from .hashing import digest
+from .passes import hires_of
 from .specs import Axis, Gallery, Grid, ImageSpec
 
 STATE_DIR = "state"
@@ -121,6 +122,7 @@ def _spec(row: list, file: str) -> ImageSpec:
     spec.__dict__["location"] = Location(file, row[-3], row[-2])
     spec.__dict__["key_lines"] = tuple(map(tuple, row[-1]))
     spec.__dict__["loras"] = tuple(map(tuple, spec.loras))
+    spec.__dict__["hires"] = hires_of(spec.hires)  # stored as its mapping
     return spec
 
 
@@ -142,8 +144,11 @@ def _grid(record: list | None) -> Grid | None:
 
 
 def _json_field(spec: ImageSpec, name: str) -> Any:
-    """A field as JSON gives it back: the (name, weight) pairs of ``loras`` as lists."""
+    """A field as JSON gives it back: the (name, weight) pairs of ``loras`` as lists, a
+    hires fix as its mapping."""
     value = getattr(spec, name)
+    if name == "hires" and value is not None:
+        return dataclasses.asdict(value)
     return [list(pair) for pair in value] if name == "loras" else value
 
 

@@ -415,3 +415,19 @@ def test_a_hires_preview_has_the_picture_s_size():
 
     picture = preview_picture(RenderTask("k", spec_of(hires={"resize_x": 128, "resize_y": 96})))
     assert picture.size == (128, 96)
+
+
+def test_parsed_post_state_keeps_the_passes(make_blog: MakeBlog):
+    """``posts.json`` (state.py) stores specs as JSON: a hires fix comes back as it was."""
+    import json
+
+    from generator.content import load_post
+    from generator.state import post_from_record, post_record
+
+    root = make_blog(_post("      hires: {scale: 1.5, upscaler: Lanczos}"))
+    path = root / "posts/2024-05-01-passes.md"
+    post = load_post(path, {}, "posts/2024-05-01-passes.md")
+    record = json.loads(json.dumps(post_record(post)))
+    back = post_from_record(path, "posts/2024-05-01-passes.md", record)
+    assert back.galleries[0].images == post.galleries[0].images
+    assert back.galleries[0].images[0].hires == Hires(scale=1.5, upscaler="Lanczos")
