@@ -83,6 +83,8 @@ class ImageSpec:
         data["from"] = data.pop("source")
         tags = dict(split_prompt(self.prompt)[1])
         data["loras"] = {k: w for k, w in self.loras if k not in tags} or None
+        if self.refiner is None:  # a switch without a refiner means nothing
+            data["refiner_switch"] = None
         return {k: v for k, v in data.items() if v is not None}
 
 

@@ -402,6 +402,15 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def test_the_spec_shown_to_readers_has_only_the_passes_asked_for():
+    """The spec a page offers to copy: an older picture's is as it was."""
+    assert not {"hires", "refiner", "refiner_switch"} & set(spec_of().as_yaml_dict())
+    shown = spec_of(hires={"scale": 1.5}, refiner_switch=0.5).as_yaml_dict()
+    assert shown["hires"]["scale"] == 1.5 and "refiner_switch" not in shown
+    back = parse_image(shown, WHERE)  # pasted back: the same picture
+    assert key_of(back) == key_of(spec_of(hires={"scale": 1.5}))
+
+
 def test_the_readme_has_the_hires_keys():
     from generator.schema import HIRES, markdown_table
     from tests.helpers import REPO
