@@ -188,9 +188,6 @@ def _passes(raw: Mapping[str, Any], merged: Mapping[str, Any], mode: str,
         if max(size) > SIZE_MAX or min(size) < SIZE_MIN:
             raise at("hires").error(f"'hires' makes a {size[0]}x{size[1]} picture; its sides "
                                     f"must be between {SIZE_MIN} and {SIZE_MAX} pixels")
-        if refiner is not None and float(merged["refiner_switch"]) < 1:
-            raise at("refiner" if "refiner" in raw else "hires").error(
-                "'refiner' with 'hires' is not supported yet: use one of them")
     switch = float(merged["refiner_switch"])
     if refiner is None or switch >= 1:  # never takes over: as without a refiner
         refiner, switch = None, float(SPEC["refiner_switch"].default)

@@ -90,7 +90,6 @@ def test_the_refiner_is_keyed_by_its_fingerprint_and_switch():
     ({"hires": "2x"}, 4, "'hires' must be"),
     ({"hires": {"scale": 8}, "width": 1024}, 4, "'hires' makes a 8192x512 picture"),
     ({"hires": {}, "mode": "img2img", "from": "x.png"}, 4, "'hires' needs 'mode: txt2img'"),
-    ({"refiner": "xl", "hires": {}}, 5, "'refiner' with 'hires' is not supported yet"),
     ({"refiner": "xl", "mode": "restore", "from": "x.png"}, 5, "'refiner' needs a mode"),
     ({"refiner_switch": 0}, 6, "'refiner_switch' must be in (0, 1]"),
 ])
@@ -301,6 +300,18 @@ def test_the_refiner_takes_over_and_switch_one_is_the_base_picture(xl, tiny_refi
                                              refiner_switch=0.5)])
     assert max(abs(x - y) for x, y in zip(from_folder.tobytes(), refined.tobytes(),
                                            strict=True)) <= 1
+
+
+@render
+def test_with_a_hires_fix_the_refiner_takes_over_in_the_hires_pass(xl):
+    renderer, base, refiner = xl
+    hires = {"scale": 1.5, "steps": 3, "denoise": 0.6}
+    [upscaled] = rendered(renderer, [task(base, "h", steps=3, hires=hires)])
+    steps: list[int] = []
+    [refined] = rendered(renderer, [task(base, "r", steps=3, hires=hires, refiner=refiner,
+                                         refiner_switch=0.5)], steps)
+    assert refined.size == upscaled.size == (96, 96) and sum(steps) == 3 + 3
+    assert refined.tobytes() != upscaled.tobytes()
 
 
 @render

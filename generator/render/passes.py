@@ -96,21 +96,22 @@ class Passes:
         """What the first pipeline call changes: latents out when a latent upscale or a
         refiner follows, and where the refiner takes over."""
         spec = task.spec
-        if self._refines(pipe, task):
+        if spec.hires is None and self._refines(pipe, task, spec.steps):  # else: in its pass
             return {"output_type": "latent", "denoising_end": spec.refiner_switch}
         if spec.hires is not None and spec.hires.latent:
             return {"output_type": "latent"}
         return {}
 
-    def _refines(self, pipe: Any, task: RenderTask) -> bool:
-        """Does the refiner sample any step (A1111 never switches past the last one)?"""
+    def _refines(self, pipe: Any, task: RenderTask, steps: int) -> bool:
+        """Does the refiner sample any of ``pipe``'s ``steps`` (A1111 never switches past the
+        last one)?"""
         spec = task.spec
         if spec.refiner is None or task.refiner is None:
             return False
         if getattr(pipe, "text_encoder_2", None) is None:
             raise GenimgError("'refiner' needs an SDXL model: diffusers hands a picture over "
                               "between SDXL pipelines only", *_where(task, "refiner"))
-        pipe.scheduler.set_timesteps(spec.steps)
+        pipe.scheduler.set_timesteps(steps)
         return bool((pipe.scheduler.timesteps < _cutoff(pipe.scheduler,
                                                         spec.refiner_switch)).any())
 
@@ -121,8 +122,8 @@ class Passes:
         spec = batch[0].spec
         if spec.hires is not None:
             return self._hires(pipe, batch, prompts, output, on_step)
-        if self._refines(pipe, batch[0]):
-            return self._refine(pipe, batch, prompts, output, generators)
+        if self._refines(pipe, batch[0], spec.steps):
+            return self._refine(batch, prompts, output, generators, spec.steps)
         return list(output)
 
     # --- hires fix -----------------------------------------------------------------------
@@ -153,11 +154,18 @@ class Passes:
         total, strength = img2img_schedule(steps, hires.denoise)
         generators, noise = _fresh_noise(batch)
         progress = _Progress(steps, len(batch), on_step)
+        # A1111's refiner takes over in the hires pass ("Hires fix: which pass to enable
+        # refiner for", by default the second), at the same timestep rule.
+        refines = self._refines(img2img, batch[0], total)
+        switch = {"output_type": "latent", "denoising_end": spec.refiner_switch} if refines else {}
         with noise:
             images = img2img(**prompts, image=latents, num_inference_steps=total,
                              strength=strength, guidance_scale=spec.cfg, generator=generators,
-                             callback_on_step_end=progress.step, output_type="pil").images
+                             callback_on_step_end=progress.step,
+                             **{"output_type": "pil", **switch}).images
         progress.advance(steps)
+        if refines:
+            return self._refine(batch, prompts, images, generators, total)
         return list(images)
 
     def _img2img(self, pipe: Any) -> Any:
@@ -198,8 +206,10 @@ class Passes:
 
     # --- refiner -------------------------------------------------------------------------
 
-    def _refine(self, pipe: Any, batch: list[RenderTask], prompts: dict[str, Any],
-                latents: Any, generators: list[Any]) -> list[Image.Image]:
+    def _refine(self, batch: list[RenderTask], prompts: dict[str, Any], latents: Any,
+                generators: list[Any], steps: int) -> list[Image.Image]:
+        """The refiner's img2img from the latents where the base stopped, over the same
+        schedule of ``steps``."""
         import diffusers
 
         spec = batch[0].spec
@@ -217,7 +227,7 @@ class Passes:
         for group, conditioning in _refiner_prompts(refiner, batch, prompts):
             rows = [batch.index(task) for task in group]
             with noise:
-                out = refiner(**conditioning, image=latents[rows], num_inference_steps=spec.steps,
+                out = refiner(**conditioning, image=latents[rows], num_inference_steps=steps,
                               denoising_start=spec.refiner_switch, guidance_scale=spec.cfg,
                               generator=[generators[i] for i in rows], output_type="pil").images
             images.update({id(task): image for task, image in zip(group, out, strict=True)})
