@@ -55,6 +55,8 @@ def label_of(value: Any) -> str:
         return str(value).lower()
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, dict):  # a mapping key's value (``hires``): ``scale 2, steps 10``
+        return ", ".join(f"{k} {label_of(v)}" for k, v in value.items()) or "defaults"
     return str(value)
 
 

@@ -451,3 +451,26 @@ def test_parsed_post_state_keeps_the_passes(make_blog: MakeBlog):
     back = post_from_record(path, "posts/2024-05-01-passes.md", record)
     assert back.galleries[0].images == post.galleries[0].images
     assert back.galleries[0].images[0].hires == Hires(scale=1.5, upscaler="Lanczos")
+
+
+def test_a_grid_compares_hires_fixes_with_readable_labels(make_blog: MakeBlog):
+    from generator.content import load_post
+
+    grid = """
+        ---
+        title: Grid
+        ---
+
+        ```gallery
+        grid: {prompt: a cat, seed: 1}
+        x:
+          hires: [{scale: 1.5}, {scale: 2, upscaler: Lanczos}]
+        ```
+    """
+    root = make_blog({"2024-05-01-grid.md": grid})
+    post = load_post(root / "posts/2024-05-01-grid.md", {}, "posts/2024-05-01-grid.md")
+    [gallery] = post.galleries
+    assert gallery.grid is not None
+    assert gallery.grid.x.labels == ("scale 1.5", "scale 2, upscaler Lanczos")
+    assert [image.hires for image in gallery.images] == [
+        Hires(scale=1.5), Hires(scale=2.0, upscaler="Lanczos")]
