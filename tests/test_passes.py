@@ -227,8 +227,9 @@ def test_hires_has_its_size_and_is_deterministic_and_batch_independent(sd, noise
     steps: list[int] = []
     [alone] = rendered(renderer, [task(ref, "a", hires=hires, noise=noise)], steps)
     assert alone.size == (128, 128) and sum(steps) == 3 + 2
-    [again] = rendered(renderer, [task(ref, "a", hires=hires, noise=noise)])
-    assert again.tobytes() == alone.tobytes()
+    if noise == "cpu":  # rendered again, the same bytes (nv: the batch below says it)
+        [again] = rendered(renderer, [task(ref, "a", hires=hires, noise=noise)])
+        assert again.tobytes() == alone.tobytes()
     batch = rendered(renderer, [task(ref, "b", hires=hires, noise=noise, seed=7),
                                 task(ref, "a", hires=hires, noise=noise),
                                 task(ref, "c", noise=noise)])
