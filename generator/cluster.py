@@ -138,7 +138,7 @@ def plan_batches(config: SiteConfig, misses: list[Node], preview: bool) -> list[
             real = not preview or RENDERERS[renderer].exact
             split = RENDERERS[renderer if real else "preview"].batcher()
             for tasks in split([task_for(node, None) for node in nodes],
-                               max(1, config.batch_size)):
+                               config.batch_limit):
                 picked = [by_key[task.key] for task in tasks]
                 model = picked[0].model.fingerprint if picked[0].model else None
                 batches.append(Batch(renderer, picked, model))

@@ -59,6 +59,26 @@ class RenderConfig:
     workers: int | None = None
 
 
+_SPEED = schema.defaults_of(schema.SPEED)
+
+
+@dataclass(frozen=True)
+class SpeedConfig:
+    """``speed:``: opt-in speed-ups (``render/speed.py`` applies them)."""
+
+    compile: bool | str = _SPEED["compile"]  # True: the UNet's repeated blocks; "unet"
+    channels_last: bool = _SPEED["channels_last"]
+    fuse_qkv: bool = _SPEED["fuse_qkv"]
+    attention: str = _SPEED["attention"]
+    tf32: bool = _SPEED["tf32"]
+
+    def hashed(self) -> dict[str, Any]:
+        """The options that change a picture's bits, where set: what generated pictures'
+        cache keys hold (empty without any, so every older key stays as it was)."""
+        return {key.name: getattr(self, key.name) for key in schema.SPEED.values()
+                if key.role is schema.Role.PIXELS and getattr(self, key.name) != key.default}
+
+
 _DEFAULTS = schema.defaults_of(schema.CONFIG)
 
 
@@ -86,7 +106,7 @@ class SiteConfig:
     dtype: str = _DEFAULTS["dtype"]
     cpu_offload: bool = _DEFAULTS["cpu_offload"]
     vae_tiling: bool = _DEFAULTS["vae_tiling"]
-    batch_size: int = _DEFAULTS["batch_size"]
+    batch_size: int | str = _DEFAULTS["batch_size"]  # or "auto" (``render/speed.py``)
     originals: str = _DEFAULTS["originals"]
     originals_url: str | None = _DEFAULTS["originals_url"]
     models_dir: Path | None = None  # an A1111/ComfyUI models folder
@@ -95,7 +115,15 @@ class SiteConfig:
     defaults: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     publish: PublishConfig = PublishConfig()
     render: RenderConfig = RenderConfig()
+    speed: SpeedConfig = SpeedConfig()
     file: Path | None = None
+
+    @property
+    def batch_limit(self) -> int:
+        """The most pictures of one renderer call: ``batch_size``, or with ``auto`` the most
+        it may pick (the diffusion renderer cuts such a call to what fits its GPU)."""
+        size = self.batch_size
+        return max(1, size) if isinstance(size, int) else schema.BATCH_AUTO_MOST
 
     @property
     def base_path(self) -> str:
@@ -183,6 +211,10 @@ def load_config(root: Path) -> SiteConfig:
         where = data["render"]
         schema.check_keys(where, schema.RENDER, "render", at("render"), key_lines_of(where))
         values["render"] = RenderConfig(**where)
+    if "speed" in data:
+        speed = data["speed"]
+        schema.check_keys(speed, schema.SPEED, "speed", at("speed"), key_lines_of(speed))
+        values["speed"] = SpeedConfig(**speed)
     return SiteConfig(root=root, file=path, **values)
 
 

@@ -51,7 +51,8 @@ def key_fields(spec: ImageSpec, model_fp: str | None, source: str | None,
                vae: FileRef | None = None,
                embeddings: tuple[FileRef, ...] = (),
                refiner: ModelRef | None = None,
-               upscaler: FileRef | None = None) -> dict[str, Any]:
+               upscaler: FileRef | None = None,
+               speed: dict[str, Any] | None = None) -> dict[str, Any]:
     """The exact dictionary a cache key is the hash of (docs/ARCHITECTURE.md, "The cache
     key"): the spec's fields its mode reads, the recipe version, the fingerprint of
     what renders it (the model, or the face restorer), and the key or file hash of its
@@ -75,6 +76,8 @@ def key_fields(spec: ImageSpec, model_fp: str | None, source: str | None,
         fields["refiner"] = refiner.fingerprint
     if upscaler is not None:  # a hires fix's upscaler file by its hash
         fields["upscaler"] = upscaler.fingerprint
+    if speed and mode.generates:  # genimg.yaml's speed-ups that change bits, when set
+        fields["speed"] = speed
     return fields
 
 
@@ -109,6 +112,7 @@ class Planner:
         self.root = root.resolve()
         self.resolver = resolver
         self.hasher = resolver.hasher  # one memo of file hashes per build
+        self.speed = resolver.config.speed.hashed()
         self.nodes: dict[str, Node] = {}
         self.by_id: dict[str, ImageSpec] = {}
         self.id_key: dict[str, str] = {}
@@ -215,7 +219,7 @@ class Planner:
             restorer = self._restorer(spec)
         fields = key_fields(spec, model.fingerprint if model else None, source,
                             restorer.fingerprint if restorer else None, loras, vae, embeddings,
-                            refiner, upscaler)
+                            refiner, upscaler, self.speed)
         key = canonical_key(fields)
         self._put(Node(key, spec, spec, parent=parent, file=file, model=model, restorer=restorer,
                        loras=loras, vae=vae, embeddings=embeddings, refiner=refiner,

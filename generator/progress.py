@@ -15,7 +15,19 @@ class Progress:
     def start(self, pictures: int, steps: int) -> None: ...
     def advance_steps(self, steps: int) -> None: ...
     def picture_done(self, key: str) -> None: ...
+    def say(self, line: str) -> None: ...
     def stop(self) -> None: ...
+
+
+#: The progress shown while a build renders: a renderer, which holds no ``Progress``,
+#: reaches it through ``note``.
+_SHOWN: list[Progress] = []
+
+
+def note(line: str) -> None:
+    """A line above the bar while rendering (``compiling the UNet …``); else nothing."""
+    for progress in _SHOWN:
+        progress.say(line)
 
 
 class RichProgress(Progress):
@@ -46,6 +58,7 @@ class RichProgress(Progress):
             disable=self.disable, transient=False,
         )
         self._bar.start()
+        _SHOWN.append(self)
         self._task = self._bar.add_task("render", total=steps, done=0, pictures=pictures, rate="")
 
     def advance_steps(self, steps: int) -> None:
@@ -59,7 +72,13 @@ class RichProgress(Progress):
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, done=self._done)
 
+    def say(self, line: str) -> None:
+        if self._bar is not None and not self.disable:
+            self._bar.console.print(line, markup=False, highlight=False)
+
     def stop(self) -> None:
+        if self in _SHOWN:
+            _SHOWN.remove(self)
         if self._bar is not None:
             self._bar.stop()
             self._bar = None

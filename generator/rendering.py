@@ -26,6 +26,7 @@ from .modes import MODES, RENDER_ORDER, RENDERERS
 from .plan import Node, Plan
 from .progress import Progress
 from .render.base import Renderer, RenderTask
+from .writer import Writer
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -163,8 +164,9 @@ def render_misses(config: SiteConfig, plan: Plan, cache: Cache, misses: list[Nod
     store = Store(cache, plan, preview, progress)
     progress.start(len(misses), sum(MODES[n.spec.mode].work(n.spec) for n in misses))
     try:
-        if pool is None:
-            _render_here(config, cache, misses, preview, progress, store)
+        if pool is None:  # the pictures stored while the next batch renders
+            with Writer(store, depth=2 * config.batch_limit) as writer:
+                _render_here(config, cache, misses, preview, progress, writer)
         else:
             pool.render(plan, cache, misses, progress, store)
     except KeyboardInterrupt:
@@ -178,17 +180,20 @@ def render_misses(config: SiteConfig, plan: Plan, cache: Cache, misses: list[Nod
 
 
 def _render_here(config: SiteConfig, cache: Cache, misses: list[Node], preview: bool,
-                 progress: Progress, store: Store) -> None:
-    """The single-process build: wave by wave, each renderer's group in one call."""
+                 progress: Progress, writer: Writer) -> None:
+    """The single-process build: wave by wave, each renderer's group in one call; a wave
+    starts when the pictures it reads are in the cache."""
     renderers = Renderers(config, preview)
+    nodes_by_key = {node.key: node for node in misses}
     try:
         for wave in waves(misses):
+            writer.flush()
             for nodes in by_renderer(wave).values():
                 tasks = [task_for(node, source_image(node, cache)) for node in nodes]
                 renderer = renderers.for_mode(tasks[0].spec.mode)
                 started = time.perf_counter()
                 for task, image in renderer.render(tasks, progress.advance_steps):
-                    store(store.plan.nodes[task.key], image, time.perf_counter() - started)
+                    writer.put(nodes_by_key[task.key], image, time.perf_counter() - started)
                     started = time.perf_counter()
     finally:
         renderers.close()

@@ -28,6 +28,9 @@ SEED_MAX = 2**32 - 1
 PROMPT_SYNTAXES = ("plain", "a1111")
 NOISES = ("cpu", "nv")
 SIZE_MIN, SIZE_MAX = 64, 4096
+#: The most pictures ``batch_size: auto`` puts in one batch: past this a GPU is busy anyway.
+BATCH_AUTO_MOST = 16
+ATTENTION_KERNELS = ("auto", "flash", "efficient", "cudnn", "math")
 
 
 class Role(enum.Enum):
@@ -208,6 +211,18 @@ def _device(name: str, value: Any) -> str | None:
     return f"{name!r} must be auto, cpu, cuda, cuda:N or mps, got {short_repr(value)}"
 
 
+def _batch_size(name: str, value: Any) -> str | None:
+    if value == "auto" or (isinstance(value, int) and value >= 1):
+        return None
+    return f"{name!r} must be a number of at least 1, or auto, got {short_repr(value)}"
+
+
+def _compile(name: str, value: Any) -> str | None:
+    if isinstance(value, bool) or value == "unet":
+        return None
+    return f"{name!r} must be true, false or unet, got {short_repr(value)}"
+
+
 def _host_name(name: str, value: Any) -> str | None:
     if value.strip() and not any(c.isspace() or c in "/:@" for c in value.strip()):
         return None
@@ -367,7 +382,9 @@ CONFIG = table(
     Key("cpu_offload", (bool,), "keep model parts on the CPU until used (less GPU memory)",
         False),
     Key("vae_tiling", (bool,), "decode big pictures tile by tile (less GPU memory)", False),
-    Key("batch_size", (int,), "pictures rendered at once", 4, at_least(1)),
+    Key("batch_size", (int, str), "pictures rendered at once; `auto`: as many as fit the free "
+        "GPU memory for the model and size at hand (4 on a CPU)", 4, _batch_size,
+        expected="a number or auto"),
     Key("originals", (str,), "full-size pictures in the site: `png` (as rendered), `webp` "
         "(lossless: same pixels, smaller) or `none` (thumbnails only; "
         "see `originals_url`); each keeps its A1111 infotext", "png",
@@ -386,6 +403,8 @@ CONFIG = table(
         "`message`)"),
     Key("render", (dict,), "where pictures render: `cluster` (a Ray address), `workers` "
         "(how many); needs `genimg[ray]`"),
+    Key("speed", (dict,), "opt-in GPU speed-ups (`compile`, `channels_last`, `fuse_qkv`, "
+        "`attention`, `tf32`; see *Speed*)"),
 )
 #: The folders of ``CONFIG``: paths relative to the blog.
 FOLDER_KEYS = ("posts_dir", "output_dir", "cache_dir", "theme_dir")
@@ -415,6 +434,27 @@ RENDER = table(
         "node)", check=at_least(1)),
 )
 
+#: ``speed:``: what a renderer does to go faster. An option that changes the pixels' bits
+#: (role PIXELS) is in the key of every generated picture, only when set (``hashed_if_set``:
+#: a blog without ``speed:`` keeps its keys); one that does not (``fuse_qkv``: the same
+#: pictures, bit for bit, tests/test_speed.py) never is.
+SPEED = table(
+    Key("compile", (bool, str), "`true`: `torch.compile` the UNet's repeated transformer "
+        "blocks (regional: compiles in seconds to a minute, once per model and size per "
+        "build); `unet`: the whole UNet (slower to compile, faster to run)", False,
+        _compile, Role.PIXELS, hashed_if_set=True, expected="true, false or unet"),
+    Key("channels_last", (bool,), "UNet and VAE in channels-last memory format (faster "
+        "convolutions on GPUs)", False, role=Role.PIXELS, hashed_if_set=True),
+    Key("fuse_qkv", (bool,), "one matrix product for attention's query, key and value "
+        "(the same pictures, bit for bit; off for batches with LoRAs)", False),
+    Key("attention", (str,), "the scaled-dot-product attention kernel: `auto` (torch's "
+        "choice), " + ", ".join(f"`{k}`" for k in ATTENTION_KERNELS[1:]), "auto",
+        one_of(ATTENTION_KERNELS), Role.PIXELS, hashed_if_set=True),
+    Key("tf32", (bool,), "TensorFloat-32 matrix products on NVIDIA GPUs (float32 parts "
+        "only: with float16 that is the upcast VAE)", False, role=Role.PIXELS,
+        hashed_if_set=True),
+)
+
 #: ``publish:``.
 PUBLISH = table(
     Key("remote", (str,), "git remote to push to", "origin"),
@@ -439,7 +479,7 @@ def _shown_default(key: Key) -> str:
 
 
 _IN_KEY = {Role.SEED: "yes, and in a derived seed", Role.PIXELS: "yes",
-           Role.PRESENTATION: "never"}
+           Role.PRESENTATION: "never", Role.SETTING: "never"}
 
 
 def markdown_table(keys: Table) -> str:
@@ -454,4 +494,5 @@ def markdown_table(keys: Table) -> str:
 
 
 if __name__ == "__main__":  # ``python -m generator.schema``: the README's tables
-    print(markdown_table(SPEC), markdown_table(CONFIG), markdown_table(HIRES), sep="\n\n")
+    print(markdown_table(SPEC), markdown_table(CONFIG), markdown_table(HIRES),
+          markdown_table(SPEED), sep="\n\n")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -370,19 +371,26 @@ def test_atomic_write_keeps_the_usual_file_mode(tmp_path):
 
 # --- Ctrl-C -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("target", "n", "saved"), [("put", 3, 2), ("render", 6, 5)])
+@pytest.mark.parametrize(("target", "n", "saved"), [("put", 3, 3), ("render", 6, 5)])
 def test_ctrl_c_stops_between_pictures_and_says_how_many(tmp_path, reference, target, n,
                                                          saved):
+    """Ctrl-C saves every picture already rendered: pictures are stored on the writer
+    thread (``generator/writer.py``), which finishes the store in flight and the ones
+    queued behind it, so at the third store at least three are saved (how many more the
+    renderer made meanwhile depends on timing); at the sixth render, exactly five."""
     root = sample_blog(tmp_path)
     result = run_cli(root, hook={"target": target, "n": n, "action": "sigint"})
     assert result.returncode == 130
-    assert f"interrupted: {saved} of {RENDERS} pictures were saved" in result.stderr
+    said = re.search(rf"interrupted: (\d+) of {RENDERS} pictures were saved", result.stderr)
+    assert said is not None, result.stderr
+    stored = int(said.group(1))
+    assert stored == saved if target == "render" else saved <= stored <= RENDERS
     assert "Traceback" not in result.stderr
-    assert len(complete_keys(root)) == saved
+    assert len(complete_keys(root)) == stored
     assert temp_files(root) == []
     assert_consistent_after_kill(root, reference)
     report = build_site(root, PREVIEW)
-    assert report.rendered == RENDERS - saved
+    assert report.rendered == RENDERS - stored
     assert tree(root / "site") == reference["site"]
 
 

@@ -35,6 +35,7 @@ from . import singlefile
 from .base import RenderTask, StepCallback
 from .device import pick_device, pick_dtype
 from .passes import Passes, extra_work, pass_key
+from .speed import Speed, batch_size_for
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -183,6 +184,7 @@ class DiffusionRenderer:
         self._device: str | None = None
         self._dtype: Any = None
         self.passes = Passes(self)  # hires fix and refiner (render/passes.py)
+        self._speed: Speed | None = None
 
     @property
     def device(self) -> str:
@@ -196,6 +198,12 @@ class DiffusionRenderer:
             self._dtype = pick_dtype(self.config.dtype, self.device)
         return self._dtype
 
+    @property
+    def speed(self) -> Speed:
+        if self._speed is None:
+            self._speed = Speed(self.config.speed, self.device)
+        return self._speed
+
     def render(
         self, tasks: Sequence[RenderTask], on_step: StepCallback
     ) -> Iterator[tuple[RenderTask, Image.Image]]:
@@ -207,8 +215,17 @@ class DiffusionRenderer:
                                   "picture", *where)
             if task.model is None:
                 raise GenimgError("a txt2img or img2img picture needs a model", *where)
-        for batch in plan_batches(tasks, max(1, self.config.batch_size)):
-            yield from zip(batch, self._run(batch, on_step), strict=True)
+        for batch in plan_batches(tasks, self.config.batch_limit):
+            step = len(batch) if self.config.batch_size != "auto" else self._auto_size(batch[0])
+            for part in (batch[i:i + step] for i in range(0, len(batch), step)):
+                yield from zip(part, self._run(part, on_step), strict=True)
+
+    def _auto_size(self, task: RenderTask) -> int:
+        """``batch_size: auto``: what fits the GPU with this task's model on it."""
+        assert task.model is not None
+        pipe = self._activate(task.model).txt2img
+        return batch_size_for(pipe, self.device, task.spec.width, task.spec.height,
+                              self.config.vae_tiling)
 
     def close(self) -> None:
         """Drop every model and give GPU memory back."""
@@ -234,6 +251,7 @@ class DiffusionRenderer:
         self._use_vae(model, batch[0].vae)
         _use_embeddings(model, batch[0].embeddings)
         pipe = model.txt2img if spec.mode == TXT2IMG else model.img2img
+        self.speed.fuse(pipe, bool(batch[0].loras))
         scheduler_class, overrides = scheduler_for(spec.sampler, spec.schedule_type)
         pipe.scheduler = getattr(diffusers, scheduler_class).from_config(
             model.scheduler_config, **overrides
@@ -289,7 +307,7 @@ class DiffusionRenderer:
                 done = now
             return tensors
 
-        with noise:
+        with noise, self.speed.calling(pipe, spec.width, spec.height, len(batch)):
             images = pipe(
                 **prompts,
                 num_inference_steps=spec.steps,
@@ -300,7 +318,8 @@ class DiffusionRenderer:
             ).images
         if done < work:
             on_step((work - done) * len(batch))
-        images = self.passes.finish(pipe, batch, prompts, images, generators, on_step)
+        with self.speed.kernel():  # a hires fix or refiner pass: the same attention kernel
+            images = self.passes.finish(pipe, batch, prompts, images, generators, on_step)
         return [image.convert("RGB") for image in images]
 
     # --- models -----------------------------------------------------------------------
@@ -316,6 +335,7 @@ class DiffusionRenderer:
         if module is None:
             assert vae is not None
             module = self._vaes[vae.fingerprint] = self._load_vae(vae, model.own_vae)
+            self.speed.prepare_vae(module)
         if not self._offloading:
             module.to(self.device)
         for pipe in (model.txt2img, model.img2img):
@@ -404,6 +424,7 @@ class DiffusionRenderer:
                 pipe.enable_model_cpu_offload(device=self.device)
         if self.config.vae_tiling:
             txt2img.vae.enable_tiling()
+        self.speed.prepare(txt2img)  # img2img shares its modules
         return _Model(txt2img, img2img, txt2img.scheduler.config)
 
 
