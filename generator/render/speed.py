@@ -173,7 +173,7 @@ class Speed:
             with sdpa_kernel(getattr(SDPBackend, _KERNELS[name])):
                 yield
         except RuntimeError as exc:
-            if "No available kernel" not in str(exc):
+            if "No available kernel" not in str(exc) and "No viable backend" not in str(exc):
                 raise
             raise GenimgError(f"speed: attention {name!r} cannot run on {self.device} with "
                               "this model and dtype; use 'auto' or another kernel") from None
