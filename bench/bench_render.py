@@ -1,125 +1,174 @@
-"""How much does genimg's DiffusionRenderer cost over a bare diffusers loop?
+"""genimg's DiffusionRenderer against a bare diffusers loop: it/s, pictures/s, memory.
 
-Renders N pictures through ``DiffusionRenderer`` and through a plain
-``StableDiffusionPipeline`` loop, one picture per call and in batches: same model
-folder, sampler (Euler a), steps, CFG, size and seeds. Times come from one process
-that runs the two in turn after a warm-up (a busy machine slows both alike); peak
-memory from one process per implementation. Goal: ratio <= 1.05, same pixels.
+For each model, size, step count, batch size and mode (eager, compiled) both render the
+same pictures (Euler a, CFG 7, the same seeds), in one process, interleaved (a busy
+machine slows both alike), after a warm-up of each batch shape that is timed on its own
+(it holds the compile, once per shape). Reported: it/s (batch steps a second, as
+diffusers' progress bar counts), pictures/s, genimg ÷ diffusers speed, peak memory the
+run added (CUDA: allocated; CPU: resident), and whether the pixels are the same.
 
-    python bench/bench_render.py                      # tiny model, CPU, ~30 s
-    python bench/bench_render.py --full-size --device cuda --n 8 --steps 20
+    python bench/bench_render.py                     # tiny SD, CPU: genimg vs bare, ~1 min
+    python bench/bench_render.py --quick             # tiny SD 1.5 and SDXL, ~30 s (a test)
+    python bench/bench_render.py --full-size --device cuda          # the GPU table, < 8 min
 
-``--full-size`` builds SD 1.5's architecture (UNet 860M, VAE, CLIP ViT-L text
-encoder) from its config with random weights: real cost, nothing downloaded.
+``--full-size`` builds SD 1.5 (512²) and SDXL (1024²) from genimg's shipped configs
+(``generator/render/configs/``) with random weights, on the device, in its dtype: real
+cost, nothing downloaded. Without it the same builder makes tiny networks (the shapes
+of tests/tinymodels.py) in those configs' place. "compiled" is ``speed: {compile: true}`` for genimg and the
+same ``compile_repeated_blocks`` for the bare loop; eager rows run the same modules with
+``torch.compiler.set_stance("force_eager")``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import hashlib
-import json
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-Render = Callable[[list[tuple[str, int]], int], list]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+SIZES = {"sd1": 512, "sdxl": 1024}
+NAMES = {"sd1": "SD 1.5", "sdxl": "SDXL"}
 
-def build_full_size(workdir: Path) -> object:
-    """SD 1.5's architecture (its published configs) with random weights."""
-    from tinymodels import FULL_TEXT, FULL_UNET, FULL_VAE, build_pipeline
 
-    return build_pipeline(workdir, FULL_UNET, FULL_VAE, FULL_TEXT)
+def configs(arch: str, tiny: bool) -> dict[str, Any]:
+    """genimg's shipped configs of ``arch``; ``tiny``: with tests/tinymodels.py's tiny
+    networks in place of the full-size ones (the same code path, in seconds on a CPU)."""
+    from generator.render.singlefile import template
+
+    base = template(arch)
+    if tiny:
+        from tinymodels import _arch_configs
+
+        small = _arch_configs(arch)
+        base.update(unet=small["unet"], vae=small["vae"], **small["texts"])
+    return base
+
+
+def build_model(arch: str, folder: Path, device: str, dtype: Any, tiny: bool) -> None:
+    """A model of ``arch`` from its configs, random weights made on ``device`` (fast on a
+    GPU), saved in ``dtype`` as a diffusers folder."""
+    import diffusers
+    import torch
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+    from transformers import CLIPTokenizer
+
+    from generator.render.singlefile import write_tokenizer
+
+    base = configs(arch, tiny)
+    parts: dict[str, Any] = {}
+    torch.manual_seed(0)
+    with torch.device(device):
+        parts["unet"] = diffusers.UNet2DConditionModel.from_config(base["unet"])
+        parts["vae"] = diffusers.AutoencoderKL.from_config(base["vae"])
+        for name in ("text_encoder", "text_encoder_2"):
+            if name in base:
+                model = CLIPTextModelWithProjection if name.endswith("2") else CLIPTextModel
+                parts[name] = model(CLIPTextConfig(**base[name]))
+    for name in ("tokenizer", "tokenizer_2"):
+        if name in base:
+            write_tokenizer(folder.parent / name, base[name])
+            parts[name] = CLIPTokenizer.from_pretrained(str(folder.parent / name))
+    scheduler = getattr(diffusers, base["scheduler"]["_class_name"])
+    parts["scheduler"] = scheduler.from_config(base["scheduler"])
+    if arch == "sd1":
+        parts.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe = getattr(diffusers, base["pipeline"])(**parts, **base.get("pipeline_config", {}))
+    diffusers.utils.logging.set_verbosity_error()  # "modules to keep in float32: []"
+    pipe.to(dtype=dtype)
+    pipe.save_pretrained(folder)
+    del pipe, parts
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
 
 
 def prompts(n: int) -> list[tuple[str, int]]:
     return [(f"high quality photo, beautiful girl, smile, {i}", 1000 + i) for i in range(n)]
 
 
-def run_bare(args: argparse.Namespace) -> tuple[float, Render]:
+class Bare:
     """The reference: a plain diffusers loop, the way its docs write one."""
-    import torch
-    from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionPipeline
 
-    from generator.render.device import pick_device, pick_dtype
+    name = "diffusers"
 
-    device = pick_device(args.device)
-    start = time.perf_counter()
-    pipe = StableDiffusionPipeline.from_pretrained(
-        args.model, dtype=pick_dtype(args.dtype, device), safety_checker=None,
-        requires_safety_checker=False, local_files_only=True).to(device)
-    pipe.set_progress_bar_config(disable=True)
-    load = time.perf_counter() - start
+    def __init__(self, folder: Path, device: str, dtype: Any, compiled: bool):
+        from diffusers import AutoPipelineForText2Image
 
-    def render(todo: list[tuple[str, int]], batch: int) -> list:
+        extra = {} if (folder / "text_encoder_2").exists() else dict(
+            safety_checker=None, requires_safety_checker=False)
+        self.pipe = AutoPipelineForText2Image.from_pretrained(
+            folder, dtype=dtype, local_files_only=True, **extra).to(device)
+        self.pipe.set_progress_bar_config(disable=True)
+        if compiled:
+            self.pipe.unet.compile_repeated_blocks(fullgraph=True)
+
+    def render(self, todo: list[tuple[str, int]], batch: int, steps: int, size: int) -> list:
+        import torch
+        from diffusers import EulerAncestralDiscreteScheduler
+
         images = []
         for i in range(0, len(todo), batch):
             chunk = todo[i:i + batch]
-            pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
-            images += pipe(
+            self.pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(
+                self.pipe.scheduler.config)
+            images += self.pipe(
                 prompt=[p for p, _ in chunk], negative_prompt=[""] * len(chunk),
-                num_inference_steps=args.steps, guidance_scale=7.0,
-                width=args.size, height=args.size,
+                num_inference_steps=steps, guidance_scale=7.0, width=size, height=size,
                 generator=[torch.Generator("cpu").manual_seed(s) for _, s in chunk],
             ).images
         return images
 
-    return load, render
 
-
-def run_genimg(args: argparse.Namespace) -> tuple[float, Render]:
+class Genimg:
     """genimg's renderer, through its public interface."""
-    from dataclasses import replace
 
-    from diffusers import AutoPipelineForText2Image  # noqa: F401  (import cost not timed)
+    name = "genimg"
 
-    from generator.config import SiteConfig
-    from generator.errors import Location
-    from generator.models import ModelRef
-    from generator.render.base import RenderTask
-    from generator.render.diffusion import DiffusionRenderer
-    from generator.specs import parse_image
+    def __init__(self, folder: Path, device: str, dtype: str, compiled: bool):
+        from generator.config import SiteConfig, SpeedConfig
+        from generator.models import ModelRef
+        from generator.render.diffusion import DiffusionRenderer
 
-    config = SiteConfig(root=Path(args.model).parent, device=args.device, dtype=args.dtype)
-    ref = ModelRef("bench", "folder", args.model, "bench")
-    renderers: dict[int, DiffusionRenderer] = {}
+        self.config = SiteConfig(root=folder.parent, device=device, dtype=dtype,
+                                 speed=SpeedConfig(compile=compiled))
+        self.ref = ModelRef("bench", "folder", str(folder), "bench")
+        self.renderer = DiffusionRenderer(self.config)
+        self.renderer._activate(self.ref)
 
-    def renderer(batch: int) -> DiffusionRenderer:
-        if batch not in renderers:  # one per batch size; the model loads in each
-            renderers[batch] = DiffusionRenderer(replace(config, batch_size=batch))
-            renderers[batch]._activate(ref)
-        return renderers[batch]
+    def render(self, todo: list[tuple[str, int]], batch: int, steps: int, size: int) -> list:
+        from generator.errors import Location
+        from generator.render.base import RenderTask
+        from generator.specs import parse_image
 
-    def tasks(todo: list[tuple[str, int]]) -> list[RenderTask]:
-        return [RenderTask(f"k{i}", parse_image(
-            {"prompt": p, "seed": s, "steps": args.steps, "width": args.size,
-             "height": args.size, "sampler": "Euler a", "cfg": 7},
-            Location("bench", i)), ref) for i, (p, s) in enumerate(todo)]
-
-    def render(todo: list[tuple[str, int]], batch: int) -> list:
-        done = {t.key: im for t, im in renderer(batch).render(tasks(todo), lambda n: None)}
+        self.renderer.config = replace(self.config, batch_size=batch)
+        tasks = [RenderTask(f"k{i}", parse_image(
+            {"prompt": p, "seed": s, "steps": steps, "width": size, "height": size,
+             "sampler": "Euler a", "cfg": 7}, Location("bench", i)), self.ref)
+            for i, (p, s) in enumerate(todo)]
+        done = {t.key: im for t, im in self.renderer.render(tasks, lambda n: None)}
         return [done[f"k{i}"] for i in range(len(todo))]
-
-    start = time.perf_counter()
-    renderer(1)
-    return time.perf_counter() - start, render
 
 
 class PeakRSS:
-    """Peak resident memory while a block runs (Linux: sampled; else process peak)."""
+    """Peak resident memory while a block runs (sampled from /proc every 5 ms)."""
 
     def __enter__(self) -> PeakRSS:
         import threading
 
-        self.peak, self._stop = self._now(), threading.Event()
+        self.start = self.peak = self._now()
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
         return self
@@ -138,137 +187,190 @@ class PeakRSS:
             pages = int(Path("/proc/self/statm").read_text().split()[1])
             return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
         except OSError:
-            import resource
-
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            return 0.0
 
 
-def _sync() -> None:
-    import torch
+@dataclass
+class Run:
+    seconds: list[float] = field(default_factory=list)
+    peak_mb: float = 0.0
+    pixels: str = ""
 
-    if torch.cuda.is_available():
+
+@contextlib.contextmanager
+def memory(cuda: bool) -> Iterator[dict[str, float]]:
+    """What a block added to the peak: CUDA memory allocated, else resident memory."""
+    out = {"mb": 0.0}
+    if cuda:
+        import torch
+
         torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        yield out
+        torch.cuda.synchronize()
+        out["mb"] = (torch.cuda.max_memory_allocated() - before) / 2**20
+    else:
+        with PeakRSS() as rss:
+            yield out
+        out["mb"] = rss.peak - rss.start
 
 
-def _digest(images: list) -> str:
-    return hashlib.sha256(b"".join(im.tobytes() for im in images)).hexdigest()[:12]
-
-
-def time_both(args: argparse.Namespace) -> None:
-    """Both implementations in one process, runs interleaved: a busy machine slows both."""
-    impls = {"diffusers": run_bare(args), "genimg": run_genimg(args)}
-    todo = prompts(args.n)
-    for batch in (1, args.batch):
-        times: dict[str, list[float]] = {name: [] for name in impls}
-        pixels = {}
-        for _, render in impls.values():
-            render(prompts(1), batch)  # warm-up: kernels, allocator, autotuning
-        for _ in range(args.repeat):
-            for name, (_, render) in impls.items():
-                _sync()
-                start = time.perf_counter()
-                images = render(todo, batch)
-                _sync()
-                times[name].append(time.perf_counter() - start)
-                pixels[name] = _digest(images)
-        for name, (load, _) in impls.items():
-            print(json.dumps({"kind": "time", "impl": name, "batch": batch, "load_s": load,
-                              "best_s": min(times[name]),
-                              "median_s": statistics.median(times[name]),
-                              "pixels": pixels[name]}))
-
-
-def memory_of(args: argparse.Namespace) -> None:
-    """One implementation alone in this process: its peak memory per batch size."""
+def stance(mode: str, compiled: bool) -> Any:
+    """Eager rows of a compiled setup run the same modules uncompiled."""
     import torch
 
-    cuda = torch.cuda.is_available() and args.device != "cpu"
-    _, render = (run_bare if args.variant == "mem-diffusers" else run_genimg)(args)
-    for batch in (1, args.batch):
-        render(prompts(1), batch)
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        with PeakRSS() as rss:
-            render(prompts(args.n), batch)
-        print(json.dumps({"kind": "memory", "impl": args.variant[4:], "batch": batch,
-                          "peak_rss_mb": rss.peak,
-                          "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20
-                          if cuda else None}))
+    if mode == "eager" and compiled:
+        return torch.compiler.set_stance("force_eager")
+    return contextlib.nullcontext()
 
 
-def variant(args: argparse.Namespace) -> None:
+def bench_model(arch: str, folder: Path, args: argparse.Namespace, deadline: float,
+                rows: list[dict[str, Any]]) -> None:
+    """Every cell of one model, both implementations interleaved."""
+    import torch
+
+    from generator.render.device import pick_device, pick_dtype
+
+    device = pick_device(args.device)
+    cuda = device.startswith("cuda")
+    compiled = "compiled" in args.modes
+    impls = [Bare(folder, device, pick_dtype(args.dtype, device), compiled),
+             Genimg(folder, device, args.dtype, compiled)]
+    size = args.size or (SIZES[arch] if args.full_size else 64)
+    for batch in args.batches:
+        for mode in args.modes:
+            if time.perf_counter() > deadline:
+                print(f"skipped (over --budget): {NAMES[arch]} batch {batch} {mode}")
+                continue
+            warm = {}
+            with stance(mode, compiled):
+                for impl in impls:  # compiles this shape, when compiled
+                    started = time.perf_counter()
+                    impl.render(prompts(batch), batch, 2, size)
+                    warm[impl.name] = time.perf_counter() - started
+                for steps in args.steps:
+                    runs = {impl.name: Run() for impl in impls}
+                    n = batch * args.batches_per_run
+                    for _ in range(args.repeat):
+                        for impl in impls:
+                            with memory(cuda) as used:
+                                started = time.perf_counter()
+                                images = impl.render(prompts(n), batch, steps, size)
+                                if cuda:
+                                    torch.cuda.synchronize()
+                                runs[impl.name].seconds.append(time.perf_counter() - started)
+                            runs[impl.name].peak_mb = max(runs[impl.name].peak_mb, used["mb"])
+                            runs[impl.name].pixels = hashlib.sha256(
+                                b"".join(im.tobytes() for im in images)).hexdigest()[:10]
+                    rows.append(dict(model=NAMES[arch], size=size, steps=steps, batch=batch,
+                                     mode=mode, n=n, runs=runs, warm=warm))
+                    print_row(rows[-1])
+    del impls
+    gc.collect()
+    torch._dynamo.reset()
+    if cuda:
+        torch.cuda.empty_cache()
+
+
+HEADER = (f"{'model':<7}{'size':>5}{'steps':>6}{'batch':>6} {'mode':<9}"
+          f"{'diffusers it/s':>15}{'pics/s':>8}{'genimg it/s':>12}{'pics/s':>8}"
+          f"{'speed':>7}{'peak MB d/g':>14}{'warm-up s d/g':>15}  pixels")
+
+
+def print_row(row: dict[str, Any]) -> None:
+    bare, ours = row["runs"]["diffusers"], row["runs"]["genimg"]
+    b, g = min(bare.seconds), min(ours.seconds)
+    calls = row["n"] / row["batch"]
+    same = "same" if bare.pixels == ours.pixels else "differ"
+    print(f"{row['model']:<7}{row['size']:>5}{row['steps']:>6}{row['batch']:>6} "
+          f"{row['mode']:<9}{row['steps'] * calls / b:>15.2f}{row['n'] / b:>8.3f}"
+          f"{row['steps'] * calls / g:>12.2f}{row['n'] / g:>8.3f}{b / g:>7.3f}"
+          f"{bare.peak_mb:>7.0f}/{ours.peak_mb:<6.0f}"
+          f"{row['warm']['diffusers']:>8.1f}/{row['warm']['genimg']:<6.1f} {same}", flush=True)
+
+
+def summary(rows: list[dict[str, Any]]) -> None:
+    """genimg's speed against the bare loop, and compiled against eager."""
+    speeds = [min(r["runs"]["diffusers"].seconds) / min(r["runs"]["genimg"].seconds)
+              for r in rows]
+    if speeds:
+        print(f"genimg ÷ diffusers speed: {min(speeds):.3f} … {max(speeds):.3f} "
+              f"(goal ≥ 0.98 everywhere)")
+    eager = {(r["model"], r["steps"], r["batch"]): r for r in rows if r["mode"] == "eager"}
+    for r in rows:
+        base = eager.get((r["model"], r["steps"], r["batch"]))
+        if r["mode"] == "compiled" and base is not None:
+            gain = min(base["runs"]["genimg"].seconds) / min(r["runs"]["genimg"].seconds)
+            print(f"compiled ÷ eager, genimg, {r['model']} {r['steps']} steps batch "
+                  f"{r['batch']}: {gain:.2f}× (goal ≥ 1.3 on SD 1.5)")
+
+
+def machine(args: argparse.Namespace) -> str:
+    import torch
+
+    if args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available()):
+        return f"{torch.cuda.get_device_name()}, torch {torch.__version__}"
+    return f"CPU ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}), torch {torch.__version__}"
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--full-size", action="store_true",
+                        help="SD 1.5 at 512² and SDXL at 1024², random weights")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny SD 1.x and SDXL, 2 steps, batches 1 and 2, once: seconds")
+    parser.add_argument("--arch", help="comma-separated: sd1, sdxl")
+    parser.add_argument("--steps", help="comma-separated step counts")
+    parser.add_argument("--batches", help="comma-separated batch sizes")
+    parser.add_argument("--modes", help="comma-separated: eager, compiled")
+    parser.add_argument("--size", type=int, help="picture size (default: the model's)")
+    parser.add_argument("--batches-per-run", type=int, help="batches in each timed run")
+    parser.add_argument("--repeat", type=int, help="timed runs of each (the best counts)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch")
+    parser.add_argument("--budget", type=float, default=450,
+                        help="seconds; cells not started by then are skipped (named)")
+    args = parser.parse_args(argv)
+    full, quick = args.full_size, args.quick
+    defaults = dict(arch="sd1,sdxl" if full or quick else "sd1",
+                    steps="20,50" if full else "2" if quick else "4",
+                    batches="1,4,8" if full else "1,2" if quick else "1,4",
+                    modes="eager,compiled" if full else "eager")
+    for name, value in defaults.items():
+        setattr(args, name, (getattr(args, name) or value).split(","))
+    args.steps = [int(s) for s in args.steps]
+    args.batches = [int(b) for b in args.batches]
+    args.batches_per_run = args.batches_per_run or (1 if full or quick else 2)
+    args.repeat = args.repeat or (1 if full or quick else 5)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    (time_both if args.variant == "time" else memory_of)(args)
+    start = time.perf_counter()
+    deadline = start + args.budget
+    print(f"{machine(args)}; Euler a, CFG 7, {args.repeat} interleaved run(s) each, "
+          f"{args.batches_per_run} batch(es) a run; the best counts")
+    print(HEADER)
+    rows: list[dict[str, Any]] = []
+    from generator.render.device import pick_device, pick_dtype
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--full-size", action="store_true", help="SD 1.5 architecture")
-    parser.add_argument("--n", type=int, default=8, help="pictures per run")
-    parser.add_argument("--steps", type=int, help="default: 4 tiny, 20 full size")
-    parser.add_argument("--size", type=int, help="default: 64 tiny, 512 full size")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--batch", type=int, default=4, help="the batched run's batch size")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs of each")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="CPU threads for torch (0: its default); 1 is steadier on a busy box")
-    parser.add_argument("--variant", choices=["time", "mem-diffusers", "mem-genimg"],
-                        help=argparse.SUPPRESS)
-    parser.add_argument("--model", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    args.steps = args.steps or (20 if args.full_size else 4)
-    args.size = args.size or (512 if args.full_size else 64)
-    if args.variant:
-        return variant(args)
-
+    device = pick_device(args.device)
     with tempfile.TemporaryDirectory(prefix="genimg-bench-") as tmp:
-        start = time.perf_counter()
-        folder = Path(tmp) / "model"
-        if args.full_size:
-            build_full_size(Path(tmp)).save_pretrained(folder)
-        else:
-            from tinymodels import save_tiny_model
-
-            folder = save_tiny_model(Path(tmp)).folder
-        print(f"model: {'SD 1.5 architecture' if args.full_size else 'tiny SD'}, random "
-              f"weights, built in {time.perf_counter() - start:.1f} s; {args.n} pictures "
-              f"{args.size}x{args.size}, {args.steps} steps, Euler a, device {args.device}, "
-              f"threads {args.threads or 'default'}, {args.repeat} interleaved runs each")
-        rows: dict[tuple[str, int, str], dict] = {}
-        flags = [f"--model={folder}"] + [
-            f"--{k}={getattr(args, k)}"
-            for k in ("n", "steps", "size", "device", "dtype", "batch", "repeat", "threads")]
-        # Timing alone first; then the two memory runs side by side (time does not matter).
-        for group in (["time"], ["mem-diffusers", "mem-genimg"]):
-            runs = {what: subprocess.Popen([sys.executable, __file__, f"--variant={what}", *flags],
-                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                           text=True) for what in group}
-            for what, proc in runs.items():
-                stdout, stderr = proc.communicate()
-                if proc.returncode:
-                    sys.exit(f"{what} failed:\n{stderr}")
-                for line in stdout.splitlines():
-                    if line.startswith("{"):
-                        r = json.loads(line)
-                        rows[r["kind"], r["batch"], r["impl"]] = r
-        print(f"{'batch':>5} {'impl':>9} {'load s':>7} {'best s':>8} {'median s':>9} "
-              f"{'s/pic':>7} {'peak RSS MB':>11} {'CUDA MB':>8}  pixels")
-        for batch in (1, args.batch):
-            for impl in ("diffusers", "genimg"):
-                t, m = rows["time", batch, impl], rows["memory", batch, impl]
-                cuda = f"{m['cuda_peak_mb']:8.0f}" if m["cuda_peak_mb"] is not None else "       -"
-                print(f"{batch:>5} {impl:>9} {t['load_s']:7.2f} {t['best_s']:8.3f} "
-                      f"{t['median_s']:9.3f} {t['best_s'] / args.n:7.3f} "
-                      f"{m['peak_rss_mb']:11.0f} {cuda}  {t['pixels']}")
-            ours, bare = rows["time", batch, "genimg"], rows["time", batch, "diffusers"]
-            same = "same" if ours["pixels"] == bare["pixels"] else "DIFFERENT"
-            print(f"      batch {batch}: genimg/diffusers = {ours['best_s'] / bare['best_s']:.3f}"
-                  f" best, {ours['median_s'] / bare['median_s']:.3f} median (goal <= 1.05), "
-                  f"{same} pixels")
+        for arch in args.arch:
+            built = time.perf_counter()
+            folder = Path(tmp) / arch / "model"
+            build_model(arch, folder, device, pick_dtype(args.dtype, device), not args.full_size)
+            print(f"({NAMES[arch]}: built in {time.perf_counter() - built:.0f} s)", flush=True)
+            bench_model(arch, folder, args, deadline, rows)
+    summary(rows)
+    print(f"total {time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":

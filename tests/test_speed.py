@@ -7,6 +7,7 @@ them (by float rounding) only when set, so every older key stays.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -381,3 +382,24 @@ def test_a_build_with_speed_ups_out_of_the_key(make_blog: MakeBlog, tiny_model) 
     assert build_site(root).rendered == 3
     (root / "genimg.yaml").write_text(config)  # no speed: the same keys, all cached
     assert build_site(root).rendered == 0
+
+
+@pytest.mark.slow
+@pytest.mark.render
+def test_the_render_bench_runs_in_its_quick_form(capsys, monkeypatch) -> None:
+    """bench/bench_render.py's table, reduced: a tiny SDXL built by the code that
+    builds the full-size ones, genimg and the bare loop interleaved, the same pixels."""
+    import importlib.util
+
+    from tests.helpers import REPO
+
+    spec = importlib.util.spec_from_file_location("bench_render", REPO / "bench/bench_render.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_render", bench)  # its dataclasses look it up
+    spec.loader.exec_module(bench)
+    bench.main(["--quick", "--arch", "sdxl", "--batches", "2"])
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith(("SD 1.5 ", "SDXL "))]
+    assert len(rows) == 1 and all(row.endswith("same") for row in rows), out
+    assert "genimg ÷ diffusers speed:" in out
