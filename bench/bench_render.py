@@ -14,9 +14,10 @@ run added (CUDA: allocated; CPU: resident), and whether the pixels are the same.
 ``--full-size`` builds SD 1.5 (512²) and SDXL (1024²) from genimg's shipped configs
 (``generator/render/configs/``) with random weights, on the device, in its dtype: real
 cost, nothing downloaded. Without it the same builder makes tiny networks (the shapes
-of tests/tinymodels.py) in those configs' place. "compiled" is ``speed: {compile: true}`` for genimg and the
-same ``compile_repeated_blocks`` for the bare loop; eager rows run the same modules with
-``torch.compiler.set_stance("force_eager")``.
+of tests/tinymodels.py) in those configs' place. "compiled" is ``speed: {compile:
+true}`` for genimg and the same ``compile_repeated_blocks`` for the bare loop; eager rows
+run the same modules with ``torch.compiler.set_stance("force_eager")``; ``--speed`` adds
+more of ``speed:`` to both (e.g. ``channels_last,fuse_qkv``).
 """
 
 from __future__ import annotations
@@ -61,8 +62,12 @@ def build_model(arch: str, folder: Path, device: str, dtype: Any, tiny: bool) ->
     GPU), saved in ``dtype`` as a diffusers folder."""
     import diffusers
     import torch
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-    from transformers import CLIPTokenizer
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPTextModelWithProjection,
+        CLIPTokenizer,
+    )
 
     from generator.render.singlefile import write_tokenizer
 
@@ -103,7 +108,9 @@ class Bare:
 
     name = "diffusers"
 
-    def __init__(self, folder: Path, device: str, dtype: Any, compiled: bool):
+    def __init__(self, folder: Path, device: str, dtype: Any, compiled: bool,
+                 speed: list[str]):
+        import torch
         from diffusers import AutoPipelineForText2Image
 
         extra = {} if (folder / "text_encoder_2").exists() else dict(
@@ -111,6 +118,13 @@ class Bare:
         self.pipe = AutoPipelineForText2Image.from_pretrained(
             folder, dtype=dtype, local_files_only=True, **extra).to(device)
         self.pipe.set_progress_bar_config(disable=True)
+        if "channels_last" in speed:  # what genimg's speed: options do, by hand
+            self.pipe.unet.to(memory_format=torch.channels_last)
+            self.pipe.vae.to(memory_format=torch.channels_last)
+        if "fuse_qkv" in speed:
+            self.pipe.unet.fuse_qkv_projections()
+        if "tf32" in speed and device.startswith("cuda"):
+            torch.set_float32_matmul_precision("high")
         if compiled:
             self.pipe.unet.compile_repeated_blocks(fullgraph=True)
 
@@ -136,13 +150,15 @@ class Genimg:
 
     name = "genimg"
 
-    def __init__(self, folder: Path, device: str, dtype: str, compiled: bool):
+    def __init__(self, folder: Path, device: str, dtype: str, compiled: bool,
+                 speed: list[str]):
         from generator.config import SiteConfig, SpeedConfig
         from generator.models import ModelRef
         from generator.render.diffusion import DiffusionRenderer
 
         self.config = SiteConfig(root=folder.parent, device=device, dtype=dtype,
-                                 speed=SpeedConfig(compile=compiled))
+                                 speed=SpeedConfig(compile=compiled,
+                                                   **{option: True for option in speed}))
         self.ref = ModelRef("bench", "folder", str(folder), "bench")
         self.renderer = DiffusionRenderer(self.config)
         self.renderer._activate(self.ref)
@@ -235,8 +251,8 @@ def bench_model(arch: str, folder: Path, args: argparse.Namespace, deadline: flo
     device = pick_device(args.device)
     cuda = device.startswith("cuda")
     compiled = "compiled" in args.modes
-    impls = [Bare(folder, device, pick_dtype(args.dtype, device), compiled),
-             Genimg(folder, device, args.dtype, compiled)]
+    impls = [Bare(folder, device, pick_dtype(args.dtype, device), compiled, args.speed),
+             Genimg(folder, device, args.dtype, compiled, args.speed)]
     size = args.size or (SIZES[arch] if args.full_size else 64)
     for batch in args.batches:
         for mode in args.modes:
@@ -327,6 +343,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, help="picture size (default: the model's)")
     parser.add_argument("--batches-per-run", type=int, help="batches in each timed run")
     parser.add_argument("--repeat", type=int, help="timed runs of each (the best counts)")
+    parser.add_argument("--speed", default="", help="comma-separated speed: options for "
+                        "both, beside compile: channels_last, fuse_qkv, tf32")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch")
@@ -341,6 +359,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     for name, value in defaults.items():
         setattr(args, name, (getattr(args, name) or value).split(","))
     args.steps = [int(s) for s in args.steps]
+    args.speed = [option for option in args.speed.split(",") if option]
+    unknown = set(args.speed) - {"channels_last", "fuse_qkv", "tf32"}
+    if unknown:
+        parser.error(f"--speed: unknown {', '.join(sorted(unknown))}")
     args.batches = [int(b) for b in args.batches]
     args.batches_per_run = args.batches_per_run or (1 if full or quick else 2)
     args.repeat = args.repeat or (1 if full or quick else 5)
@@ -356,7 +378,8 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     deadline = start + args.budget
     print(f"{machine(args)}; Euler a, CFG 7, {args.repeat} interleaved run(s) each, "
-          f"{args.batches_per_run} batch(es) a run; the best counts")
+          f"{args.batches_per_run} batch(es) a run; the best counts; "
+          f"speed: {', '.join(args.speed) or 'none'} (+ compile in compiled rows)")
     print(HEADER)
     rows: list[dict[str, Any]] = []
     from generator.render.device import pick_device, pick_dtype

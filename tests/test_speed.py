@@ -403,3 +403,17 @@ def test_the_render_bench_runs_in_its_quick_form(capsys, monkeypatch) -> None:
     rows = [line for line in out.splitlines() if line.startswith(("SD 1.5 ", "SDXL "))]
     assert len(rows) == 1 and all(row.endswith("same") for row in rows), out
     assert "genimg ÷ diffusers speed:" in out
+
+
+def test_a_note_shows_above_the_bar_only_while_rendering(capsys) -> None:
+    from generator.progress import RichProgress, note
+
+    note("before")  # no bar: nowhere to show it
+    bar = RichProgress()
+    bar.start(1, 10)
+    note("compiling the UNet for 64×64")
+    bar.stop()
+    note("after")
+    out = capsys.readouterr().out
+    assert "compiling the UNet for 64×64" in out
+    assert "before" not in out and "after" not in out
