@@ -417,3 +417,22 @@ def test_a_note_shows_above_the_bar_only_while_rendering(capsys) -> None:
     out = capsys.readouterr().out
     assert "compiling the UNet for 64×64" in out
     assert "before" not in out and "after" not in out
+
+
+@pytest.mark.slow
+@pytest.mark.render
+def test_footprint_counts_the_vae_diffusers_upcasts(tmp_path) -> None:
+    """SDXL's VAE decodes in float32 under a float16 model (its config's force_upcast,
+    shipped in render/configs/sdxl.json): ``auto`` counts 4 bytes for it; SD 1.x's stays."""
+    import torch
+
+    from generator.render.singlefile import template
+    from generator.render.speed import footprint_of
+    from tests.tinymodels import build_arch_pipeline
+
+    assert template("sdxl")["vae"]["force_upcast"] is True
+    sdxl = build_arch_pipeline(tmp_path / "xl", "sdxl").to(torch.float16)
+    sd1 = build_arch_pipeline(tmp_path / "sd1", "sd1").to(torch.float16)
+    assert footprint_of(sdxl) == Footprint(64, 2, 32, 4)
+    assert footprint_of(sd1) == Footprint(32, 2, 32, 2)
+    assert footprint_of(sd1.to(torch.float32)) == Footprint(32, 4, 32, 4)
