@@ -126,7 +126,7 @@ class Bare:
         if "tf32" in speed and device.startswith("cuda"):
             torch.set_float32_matmul_precision("high")
         if compiled:
-            self.pipe.unet.compile_repeated_blocks(fullgraph=True)
+            self.pipe.unet.compile_repeated_blocks(fullgraph=True, dynamic=False)
 
     def render(self, todo: list[tuple[str, int]], batch: int, steps: int, size: int) -> list:
         import torch

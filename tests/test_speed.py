@@ -345,24 +345,35 @@ def test_batch_size_auto_on_a_cpu_is_the_default_batch(tmp_path, tiny_model) -> 
 def test_compile_runs_once_per_shape_and_gives_the_same_picture(tmp_path, tiny_model,
                                                                 monkeypatch) -> None:
     """torch.compile (inductor, C++ on this CPU) of the UNet's transformer blocks: one
-    compile for a size and batch, reused by the next batch of that shape, with a line
-    before and after it; the pixels differ from eager ones only by rounding."""
+    compile for a size and batch, reused by the next batch of that shape (dynamo makes no
+    new graph), with a line before and after it; the pixels differ from eager ones only
+    by rounding."""
     import torch._dynamo
+    from torch._dynamo.utils import counters
 
     from generator.render import speed
+    from generator.render.diffusion import DiffusionRenderer
 
     notes: list[str] = []
     monkeypatch.setattr(speed, "note", notes.append)
     torch._dynamo.reset()
     tasks = _tasks(tmp_path, tiny_model, 4)
     eager = _render(tmp_path, tiny_model, tasks, batch_size=2)
-    compiled = _render(tmp_path, tiny_model, tasks, batch_size=2,
-                       speed=SpeedConfig(compile=True))
-    assert len(notes) == 2  # two batches of the same shape: compiled once
+    renderer = DiffusionRenderer(_config(tmp_path, tiny_model, batch_size=2,
+                                         speed=SpeedConfig(compile=True)))
+    try:
+        first = dict(renderer.render(tasks[:2], _ignore))
+        graphs = counters["stats"]["unique_graphs"]
+        assert graphs >= 1 and len(notes) == 2
+        second = dict(renderer.render(tasks[2:], _ignore))
+        assert counters["stats"]["unique_graphs"] == graphs and len(notes) == 2
+    finally:
+        renderer.close()
+        torch._dynamo.reset()
     assert notes[0].startswith("compiling the UNet for 64×64, 2 at a time")
     assert notes[1].startswith("compiled, first batch rendered in")
+    compiled = [{**first, **second}[task].tobytes() for task in tasks]
     assert _max_diff(compiled, eager) <= 2
-    torch._dynamo.reset()
 
 
 @pytest.mark.slow
