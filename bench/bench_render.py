@@ -162,6 +162,7 @@ class Genimg:
         self.ref = ModelRef("bench", "folder", str(folder), "bench")
         self.renderer = DiffusionRenderer(self.config)
         self.renderer._activate(self.ref)
+        self.tasks: dict[tuple, list[Any]] = {}
 
     def render(self, todo: list[tuple[str, int]], batch: int, steps: int, size: int) -> list:
         from generator.errors import Location
@@ -169,10 +170,13 @@ class Genimg:
         from generator.specs import parse_image
 
         self.renderer.config = replace(self.config, batch_size=batch)
-        tasks = [RenderTask(f"k{i}", parse_image(
-            {"prompt": p, "seed": s, "steps": steps, "width": size, "height": size,
-             "sampler": "Euler a", "cfg": 7}, Location("bench", i)), self.ref)
-            for i, (p, s) in enumerate(todo)]
+        key = (tuple(todo), steps, size)  # specs are parsed before a build renders: untimed
+        if key not in self.tasks:
+            self.tasks[key] = [RenderTask(f"k{i}", parse_image(
+                {"prompt": p, "seed": s, "steps": steps, "width": size, "height": size,
+                 "sampler": "Euler a", "cfg": 7}, Location("bench", i)), self.ref)
+                for i, (p, s) in enumerate(todo)]
+        tasks = self.tasks[key]
         done = {t.key: im for t, im in self.renderer.render(tasks, lambda n: None)}
         return [done[f"k{i}"] for i in range(len(todo))]
 
@@ -267,15 +271,15 @@ def bench_model(arch: str, folder: Path, args: argparse.Namespace, deadline: flo
                     warm[impl.name] = time.perf_counter() - started
                 for steps in args.steps:
                     runs = {impl.name: Run() for impl in impls}
-                    n = batch * args.batches_per_run
+                    n = batch * (args.batches_per_run or max(1, 8 // batch))
                     for _ in range(args.repeat):
                         for impl in impls:
                             with memory(cuda) as used:
-                                started = time.perf_counter()
+                                started = args.clock()
                                 images = impl.render(prompts(n), batch, steps, size)
                                 if cuda:
                                     torch.cuda.synchronize()
-                                runs[impl.name].seconds.append(time.perf_counter() - started)
+                                runs[impl.name].seconds.append(args.clock() - started)
                             runs[impl.name].peak_mb = max(runs[impl.name].peak_mb, used["mb"])
                             runs[impl.name].pixels = hashlib.sha256(
                                 b"".join(im.tobytes() for im in images)).hexdigest()[:10]
@@ -341,13 +345,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batches", help="comma-separated batch sizes")
     parser.add_argument("--modes", help="comma-separated: eager, compiled")
     parser.add_argument("--size", type=int, help="picture size (default: the model's)")
-    parser.add_argument("--batches-per-run", type=int, help="batches in each timed run")
+    parser.add_argument("--batches-per-run", type=int,
+                        help="batches in each timed run (default: 1; tiny: 8 pictures)")
     parser.add_argument("--repeat", type=int, help="timed runs of each (the best counts)")
     parser.add_argument("--speed", default="", help="comma-separated speed: options for "
                         "both, beside compile: channels_last, fuse_qkv, tf32")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time runs by this process's CPU time, not the wall clock (with "
+                        "--threads 1: steadier on a machine other jobs load)")
     parser.add_argument("--budget", type=float, default=450,
                         help="seconds; cells not started by then are skipped (named)")
     args = parser.parse_args(argv)
@@ -359,12 +367,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     for name, value in defaults.items():
         setattr(args, name, (getattr(args, name) or value).split(","))
     args.steps = [int(s) for s in args.steps]
+    args.clock = time.process_time if args.cpu_time else time.perf_counter
     args.speed = [option for option in args.speed.split(",") if option]
     unknown = set(args.speed) - {"channels_last", "fuse_qkv", "tf32"}
     if unknown:
         parser.error(f"--speed: unknown {', '.join(sorted(unknown))}")
     args.batches = [int(b) for b in args.batches]
-    args.batches_per_run = args.batches_per_run or (1 if full or quick else 2)
+    args.batches_per_run = args.batches_per_run or (1 if full or quick else 0)  # 0: 8 pictures
     args.repeat = args.repeat or (1 if full or quick else 5)
     return args
 
@@ -378,8 +387,9 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     deadline = start + args.budget
     print(f"{machine(args)}; Euler a, CFG 7, {args.repeat} interleaved run(s) each, "
-          f"{args.batches_per_run} batch(es) a run; the best counts; "
-          f"speed: {', '.join(args.speed) or 'none'} (+ compile in compiled rows)")
+          f"{args.batches_per_run or '8 pictures in'} batch(es) a run; the best counts; "
+          f"speed: {', '.join(args.speed) or 'none'} (+ compile in compiled rows)"
+          f"{'; CPU time' if args.cpu_time else ''}")
     print(HEADER)
     rows: list[dict[str, Any]] = []
     from generator.render.device import pick_device, pick_dtype
