@@ -5,7 +5,9 @@ same pictures (Euler a, CFG 7, the same seeds), in one process, interleaved (a b
 machine slows both alike), after a warm-up of each batch shape that is timed on its own
 (it holds the compile, once per shape). Reported: it/s (batch steps a second, as
 diffusers' progress bar counts), pictures/s, genimg ÷ diffusers speed, peak memory the
-run added (CUDA: allocated; CPU: resident), and whether the pixels are the same.
+run added (CUDA: allocated; CPU: resident) beside what ``batch_size: auto`` reckons the
+batch needs (``render/speed.py``'s estimate, which this checks), and whether the pixels
+are the same.
 
     python bench/bench_render.py                     # tiny SD, CPU: genimg vs bare, ~1 min
     python bench/bench_render.py --quick             # tiny SD 1.5 and SDXL, ~30 s (a test)
@@ -258,6 +260,12 @@ def bench_model(arch: str, folder: Path, args: argparse.Namespace, deadline: flo
     impls = [Bare(folder, device, pick_dtype(args.dtype, device), compiled, args.speed),
              Genimg(folder, device, args.dtype, compiled, args.speed)]
     size = args.size or (SIZES[arch] if args.full_size else 64)
+    from generator.render.speed import footprint_of
+
+    genimg = impls[1]
+    assert isinstance(genimg, Genimg)
+    per_picture = footprint_of(genimg.renderer._activate(genimg.ref).txt2img).per_picture(
+        size, size) / 2**20  # what batch_size: auto reckons a picture needs, MB
     for batch in args.batches:
         for mode in args.modes:
             if time.perf_counter() > deadline:
@@ -284,7 +292,8 @@ def bench_model(arch: str, folder: Path, args: argparse.Namespace, deadline: flo
                             runs[impl.name].pixels = hashlib.sha256(
                                 b"".join(im.tobytes() for im in images)).hexdigest()[:10]
                     rows.append(dict(model=NAMES[arch], size=size, steps=steps, batch=batch,
-                                     mode=mode, n=n, runs=runs, warm=warm))
+                                     mode=mode, n=n, runs=runs, warm=warm,
+                                     estimate=per_picture * batch))
                     print_row(rows[-1])
     del impls
     gc.collect()
@@ -295,7 +304,7 @@ def bench_model(arch: str, folder: Path, args: argparse.Namespace, deadline: flo
 
 HEADER = (f"{'model':<7}{'size':>5}{'steps':>6}{'batch':>6} {'mode':<9}"
           f"{'diffusers it/s':>15}{'pics/s':>8}{'genimg it/s':>12}{'pics/s':>8}"
-          f"{'speed':>7}{'peak MB d/g':>14}{'warm-up s d/g':>15}  pixels")
+          f"{'speed':>7}{'peak MB d/g':>14}{'auto MB':>8}{'warm-up s d/g':>15}  pixels")
 
 
 def print_row(row: dict[str, Any]) -> None:
@@ -306,7 +315,7 @@ def print_row(row: dict[str, Any]) -> None:
     print(f"{row['model']:<7}{row['size']:>5}{row['steps']:>6}{row['batch']:>6} "
           f"{row['mode']:<9}{row['steps'] * calls / b:>15.2f}{row['n'] / b:>8.3f}"
           f"{row['steps'] * calls / g:>12.2f}{row['n'] / g:>8.3f}{b / g:>7.3f}"
-          f"{bare.peak_mb:>7.0f}/{ours.peak_mb:<6.0f}"
+          f"{bare.peak_mb:>7.0f}/{ours.peak_mb:<6.0f}{row['estimate']:>8.0f}"
           f"{row['warm']['diffusers']:>8.1f}/{row['warm']['genimg']:<6.1f} {same}", flush=True)
 
 
@@ -356,7 +365,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cpu-time", action="store_true",
                         help="time runs by this process's CPU time, not the wall clock (with "
                         "--threads 1: steadier on a machine other jobs load)")
-    parser.add_argument("--budget", type=float, default=450,
+    parser.add_argument("--budget", type=float, default=360,
                         help="seconds; cells not started by then are skipped (named)")
     args = parser.parse_args(argv)
     full, quick = args.full_size, args.quick
