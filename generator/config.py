@@ -28,6 +28,7 @@ class ModelConfig:
     config: str | None = None  # single files: a local diffusers folder for from_single_file
     revision: str | None = None
     vae: str | None = None  # a VAE file (or a name in the models folder's VAE/)
+    prediction_type: str | None = None  # a single file's, overriding its detection
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,8 @@ def _models(data: Mapping[str, Any], where: Location) -> Mapping[str, ModelConfi
         elif isinstance(spec, Mapping):
             schema.check_keys(spec, schema.MODEL, f"model {shown}", at, key_lines_of(spec))
             models[str(name)] = ModelConfig(str(name), spec["source"], spec.get("config"),
-                                            spec.get("revision"), spec.get("vae"))
+                                            spec.get("revision"), spec.get("vae"),
+                                            spec.get("prediction_type"))
         else:
             raise at.error(f"model {shown} must be a hub id, a path, or a mapping")
     return MappingProxyType(models)

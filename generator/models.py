@@ -47,6 +47,7 @@ class ModelRef:
     problem: str | None = None  # why it cannot be loaded here (None: it can)
     file_sha256: str | None = None  # a single file: its own SHA-256 (config: or not)
     vae: str | None = None  # genimg.yaml's VAE for this model (a spec's ``vae:`` wins)
+    prediction_type: str | None = None  # genimg.yaml's, for a single file
 
     @property
     def short_hash(self) -> str | None:
@@ -179,7 +180,8 @@ class ModelResolver:
             found = None if (self.config.root / wanted).exists() or "/" in wanted else (
                 self._a1111_checkpoint(wanted))
             if found:
-                cfg = ModelConfig(name, str(found), cfg.config if cfg else None)
+                cfg = ModelConfig(name, str(found), cfg.config if cfg else None,
+                                  prediction_type=cfg.prediction_type if cfg else None)
         if cfg is None:
             looks_like_ref = "/" in name or name.endswith(CHECKPOINT_SUFFIXES)
             # Preview builds load no model, but a typo must fail now, not on the GPU
@@ -239,9 +241,17 @@ class ModelResolver:
                 if config:  # its scheduler and prediction type shape the pixels too
                     fp = "sha256:" + hashlib.sha256(
                         (fp + self._config_hash(Path(config))).encode()).hexdigest()
+                if cfg.prediction_type:  # likewise (keys without it stay as they were)
+                    fp = "sha256:" + hashlib.sha256(
+                        f"{fp} prediction_type={cfg.prediction_type}".encode()).hexdigest()
                 return self._record(cfg, ModelRef(cfg.name, "file", str(path), fp, config=config,
-                                                  file_sha256=file_hash))
+                                                  file_sha256=file_hash,
+                                                  prediction_type=cfg.prediction_type))
             return self._missing(cfg, f"the file {path} does not exist")
+        if cfg.prediction_type:
+            raise GenimgError(f"model {short_repr(cfg.name)}: 'prediction_type' is for single "
+                              "files (a folder's or hub model's scheduler config says it)",
+                              self.config.file)
         if path.is_dir():
             if not (path / "model_index.json").is_file():  # `model: /usr/` hashed 3,035 files
                 raise GenimgError(f"{path} is not a diffusers model folder (it has no "
@@ -458,7 +468,8 @@ def _record_key(cfg: ModelConfig) -> str:
     key = f"{cfg.name} = {cfg.source}"
     if cfg.revision:
         key += f" @ {cfg.revision}"
-    return key + (f" (config {cfg.config})" if cfg.config else "")
+    key += f" (config {cfg.config})" if cfg.config else ""
+    return key + (f" ({cfg.prediction_type})" if cfg.prediction_type else "")
 
 
 def _hub_commit(repo_id: str, revision: str) -> str | None:

@@ -416,6 +416,9 @@ MODEL = table(
     Key("revision", (str, _NONE), "a hub branch, tag or commit"),
     Key("vae", (str, _NONE), "a VAE file for this model, or its name in the models folder's "
         "`VAE/` (a spec's `vae:` wins)"),
+    Key("prediction_type", (str, _NONE), "a single file's `epsilon` or `v_prediction` "
+        "(default: from its tensors; SD 2.x by a test run)",
+        check=one_of(("epsilon", "v_prediction"))),
 )
 
 #: ``face_restorer:``.

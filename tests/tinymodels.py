@@ -612,3 +612,71 @@ def save_tiny_esrgan(path: Path, seed: int = 0) -> Path:
 def tiny_refiner(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
     """The tiny SDXL refiner, saved once per session (folder + single file)."""
     return save_tiny_refiner(tmp_path_factory.mktemp("refiner"))
+
+
+# --- tiny SD 2.x UNets that really predict ε or v (for the SD 2.x test run) --------------
+
+
+def fit_prediction(unet: Any, kind: str, samples: int = 256, seed: int = 0) -> None:
+    """Make a random UNet predict ``kind`` (``epsilon`` or ``v_prediction``) by fitting its
+    output convolution by least squares (ridge) to that target on noised latents.
+
+    A random UNet's output means neither ε nor v, so A1111's test run (UNet output vs
+    input at the noisiest step) says nothing about it. Fitted, the same random trunk
+    predicts ε or v on the noisy half of SD's schedule (where the test runs), on latents
+    of mean 1 and deviation 0.5: there an ε model returns about its input
+    (output - input ≈ -0.4 at the test's input) and a v model about -x0 (≈ -1.4), on
+    either side of A1111's threshold of -1, as the trained SD 2.x models are.
+    """
+    import torch
+    from diffusers import DDPMScheduler
+
+    alphas = DDPMScheduler(beta_start=0.00085, beta_end=0.012,
+                           beta_schedule="scaled_linear").alphas_cumprod
+    gen = torch.Generator().manual_seed(seed)
+    shape = (samples, unet.config.in_channels, 8, 8)
+    x0 = 1.0 + 0.5 * torch.randn(shape, generator=gen)
+    noise = torch.randn(shape, generator=gen)
+    steps = torch.randint(500, 1000, (samples,), generator=gen)
+    a = alphas[steps].sqrt().view(-1, 1, 1, 1)
+    s = (1 - alphas[steps]).sqrt().view(-1, 1, 1, 1)
+    target = noise if kind == "epsilon" else a * noise - s * x0
+    context = torch.randn(samples, 2, unet.config.cross_attention_dim, generator=gen)
+    seen: list[Any] = []
+    hook = unet.conv_out.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0]))
+    with torch.no_grad():
+        unet(a * x0 + s * noise, steps, encoder_hidden_states=context)
+    hook.remove()
+    conv = unet.conv_out
+    columns = torch.nn.functional.unfold(seen[0], conv.kernel_size, padding=conv.padding)
+    rows = torch.cat([columns.transpose(1, 2).reshape(-1, columns.shape[1]),
+                      torch.ones(columns.shape[0] * columns.shape[2], 1)], dim=1)
+    wanted = target.permute(0, 2, 3, 1).reshape(-1, target.shape[1])
+    solved = torch.linalg.solve(rows.T @ rows + 1e-3 * torch.eye(rows.shape[1]),
+                                rows.T @ wanted)
+    with torch.no_grad():
+        conv.weight.copy_(solved[:-1].T.reshape(conv.weight.shape))
+        conv.bias.copy_(solved[-1])
+
+
+def save_sd2_predicting(root: Path, kind: str, seed: int = 0) -> TinyModel:
+    """A tiny SD 2.x whose UNet predicts ``kind``: a folder (its scheduler says so) and a
+    single file with nothing in its tensors that says so (no ``v_pred``)."""
+    from safetensors.torch import save_file
+
+    pipe = build_arch_pipeline(root / f"work-sd2-{kind}", "sd2", seed)
+    fit_prediction(pipe.unet, kind, seed=seed)
+    pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config,
+                                                      prediction_type=kind)
+    folder = root / f"tiny-sd2-{kind}"
+    pipe.save_pretrained(folder, safe_serialization=True)
+    checkpoint = root / f"tiny-sd2-{kind}.safetensors"
+    save_file(to_ldm_arch_state_dict(pipe, "sd2"), str(checkpoint))
+    return TinyModel(folder=folder, checkpoint=checkpoint)
+
+
+@pytest.fixture(scope="session")
+def sd2_predicting(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TinyModel]:
+    """Tiny SD 2.x models that predict ε and v (same random trunk, fitted output)."""
+    root = tmp_path_factory.mktemp("sd2predicting")
+    return {kind: save_sd2_predicting(root, kind) for kind in ("epsilon", "v_prediction")}

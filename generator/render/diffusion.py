@@ -401,7 +401,8 @@ class DiffusionRenderer:
                 if ref.config:  # a diffusers folder, or an original .yaml config
                     name = "config" if Path(ref.config).is_dir() else "original_config"
                     common[name] = ref.config
-                txt2img = singlefile.load(Path(ref.location), common, refiner)
+                txt2img = singlefile.load(Path(ref.location), common, refiner,
+                                          ref.fingerprint, ref.prediction_type)
             else:
                 if ref.kind == "hub":  # the same cache the resolver looked in
                     common.update(revision=ref.revision, cache_dir=str(hf_hub_cache()))

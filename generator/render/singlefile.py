@@ -65,9 +65,13 @@ def checkpoint_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
 
 
-def load(path: Path, options: dict[str, Any], refiner: bool = False) -> Any:
+def load(path: Path, options: dict[str, Any], refiner: bool = False, fingerprint: str = "",
+         prediction_type: str | None = None) -> Any:
     """The txt2img pipeline of a single file, its architecture detected, no hub needed (a
-    refiner's: its img2img pipeline, and only where a spec names it as ``refiner:``)."""
+    refiner's: its img2img pipeline, and only where a spec names it as ``refiner:``).
+
+    ``prediction_type`` (genimg.yaml's) overrides what the file's tensors say; without
+    it an SD 2.x file with no ``v_pred`` tensor is test-run once (``sd2detect``)."""
     import diffusers
 
     shapes = checkpoint_shapes(path)
@@ -81,17 +85,24 @@ def load(path: Path, options: dict[str, Any], refiner: bool = False) -> Any:
     if "config" in options or "original_config" in options:  # the user's override
         return pipeline.from_single_file(str(path), **options)
     with tempfile.TemporaryDirectory(prefix="genimg-config-") as folder:
-        write_config_folder(architecture, shapes, Path(folder))
-        return pipeline.from_single_file(str(path), config=folder, **options)
+        write_config_folder(architecture, shapes, Path(folder), prediction_type)
+        pipe = pipeline.from_single_file(str(path), config=folder, **options)
+    if architecture == SD2 and prediction_type is None and "v_pred" not in shapes:
+        from . import sd2detect
+
+        sd2detect.settle(pipe, fingerprint)
+    return pipe
 
 
-def write_config_folder(architecture: str, shapes: Shapes, folder: Path) -> None:
+def write_config_folder(architecture: str, shapes: Shapes, folder: Path,
+                        prediction_type: str | None = None) -> None:
     """A diffusers model folder without weights: model_index.json and each part's config."""
     base = template(architecture)
+    predicts = prediction_type or prediction(shapes, architecture)
     parts: dict[str, dict[str, Any]] = {
         "unet": unet_config(base["unet"], shapes, architecture),
         "vae": vae_config(base["vae"], shapes),
-        "scheduler": dict(base["scheduler"], prediction_type=prediction(shapes, architecture)),
+        "scheduler": dict(base["scheduler"], prediction_type=predicts),
     }
     for name, prefix, layout in _TEXT[architecture]:
         measure = clip_config if layout == "clip" else open_clip_config
