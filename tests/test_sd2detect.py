@@ -64,17 +64,18 @@ def test_prediction_type_override_is_checked_and_keyed(make_blog: MakeBlog):
 
 @pytest.mark.slow
 @pytest.mark.render
-def test_test_run_tells_fitted_unets_apart(tmp_path):
+def test_test_run_tells_fitted_unets_apart(sd2_predicting):
+    import torch
     from diffusers import UNet2DConditionModel
 
     from generator.render import sd2detect
-    from tests.tinymodels import _arch_configs, fit_prediction
 
     shifts = {}
     for kind in KINDS:
-        unet = UNet2DConditionModel(**_arch_configs("sd2")["unet"]).eval()
-        fit_prediction(unet, kind)
-        shifts[kind] = sd2detect.output_shift(unet)
+        unet = UNet2DConditionModel.from_pretrained(sd2_predicting[kind].folder / "unet")
+        shifts[kind] = sd2detect.output_shift(unet.to(torch.float16))  # cast back and forth
+        assert next(unet.parameters()).dtype == torch.float16
+        unet.float()
         assert sd2detect.prediction_type(unet, "") == kind
     # On either side of A1111's threshold, with room to spare.
     assert shifts["epsilon"] > sd2detect.THRESHOLD + 0.3
@@ -97,17 +98,17 @@ def test_sd2_single_file_renders_as_what_it_predicts(sd2_predicting, tmp_path, m
         folder = ModelRef("folder", "folder", str(model.folder), "sha256:folder-" + kind)
         single = ModelRef("file", "file", str(misnamed(model, tmp_path, kind)),
                           "sha256:file-" + kind)
-        pictures, schedulers = [], []
-        for _ in range(2):  # a second renderer (a second build) loads it again
+        schedulers = []
+        for refs in ((folder, single), (single,)):  # a second renderer loads it again
             renderer = DiffusionRenderer(make_config(tmp_path))
             try:
-                pictures.append(render_all(renderer, [task(ref, ref.name, seed=4, steps=3)
-                                                      for ref in (folder, single)]))
+                pictures = render_all(renderer, [task(ref, ref.name, seed=4, steps=3)
+                                                 for ref in refs])
                 schedulers.append(renderer._models[single.fingerprint].scheduler_config)
             finally:
                 renderer.close()
+            assert max_diff(pictures[0], pictures[-1]) <= 1  # the file renders as its folder
         assert [s.prediction_type for s in schedulers] == [kind, kind]
-        assert max_diff(*pictures[0]) <= 1 and max_diff(*pictures[1]) <= 1
     assert len(runs) == 2  # once per file, never again for the same fingerprint
 
 

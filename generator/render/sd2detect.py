@@ -34,9 +34,12 @@ def output_shift(unet: Any) -> float:
     computed in float32 wherever the UNet sits (a float16 UNet is cast and cast back:
     exact both ways)."""
     import torch
+    from diffusers.utils import logging
 
     first = next(unet.parameters())
     dtype = first.dtype
+    before = logging.get_verbosity()
+    logging.set_verbosity_error()  # casting a loaded model warns, needlessly here
     if dtype != torch.float32:
         unet.to(torch.float32)
     try:
@@ -51,6 +54,7 @@ def output_shift(unet: Any) -> float:
     finally:
         if dtype != torch.float32:
             unet.to(dtype)
+        logging.set_verbosity(before)
 
 
 def prediction_type(unet: Any, fingerprint: str) -> str:
