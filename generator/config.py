@@ -107,6 +107,7 @@ class SiteConfig:
     dtype: str = _DEFAULTS["dtype"]
     cpu_offload: bool = _DEFAULTS["cpu_offload"]
     vae_tiling: bool = _DEFAULTS["vae_tiling"]
+    vae_slicing: bool = _DEFAULTS["vae_slicing"]
     batch_size: int | str = _DEFAULTS["batch_size"]  # or "auto" (``render/speed.py``)
     originals: str = _DEFAULTS["originals"]
     originals_url: str | None = _DEFAULTS["originals_url"]

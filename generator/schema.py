@@ -381,7 +381,10 @@ CONFIG = table(
         one_of(("auto", "float32", "float16", "bfloat16"))),
     Key("cpu_offload", (bool,), "keep model parts on the CPU until used (less GPU memory)",
         False),
-    Key("vae_tiling", (bool,), "decode big pictures tile by tile (less GPU memory)", False),
+    Key("vae_tiling", (bool,), "decode big pictures tile by tile (less GPU memory; other "
+        "pixels above the VAE's sample size, 512 or 1024)", False),
+    Key("vae_slicing", (bool,), "decode a batch one picture at a time (less GPU memory, same "
+        "pixels)", False),
     Key("batch_size", (int, str), "pictures rendered at once; `auto`: as many as fit the free "
         "GPU memory for the model and size at hand (4 on a CPU)", 4, _batch_size,
         expected="a number or auto"),

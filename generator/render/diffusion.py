@@ -31,7 +31,7 @@ from ..loras import prompt_text
 from ..models import hf_hub_cache, model_missing_error
 from ..modes import IMG2IMG, MODES, TXT2IMG
 from ..samplers import scheduler_for
-from . import singlefile
+from . import memory, singlefile
 from .base import RenderTask, StepCallback
 from .device import pick_device, pick_dtype
 from .passes import Passes, extra_work, pass_key
@@ -340,6 +340,7 @@ class DiffusionRenderer:
             module.to(self.device)
         for pipe in (model.txt2img, model.img2img):
             pipe.vae = module
+        memory.rehook((model.txt2img, model.img2img), self.config, self.device)
         model.vae = wanted
 
     def _load_vae(self, vae: FileRef, like: Any) -> Any:
@@ -357,6 +358,7 @@ class DiffusionRenderer:
         except Exception as exc:  # diffusers raises many types for unusable weights
             raise GenimgError(f"cannot load VAE {vae.name!r} from {vae.path}: "
                               f"{type(exc).__name__}: {exc}") from exc
+        memory.tune_vae(module, self.config)
         return module.eval()
 
     def _activate(self, ref: ModelRef) -> _Model:
@@ -365,16 +367,20 @@ class DiffusionRenderer:
         if key not in self._models:
             self._models[key] = self._load(ref)
         model = self._models[key]
-        if self._active != key and not self._offloading:
-            if self._active is not None and self.device != "cpu":
-                self._models[self._active].txt2img.to("cpu")
-            model.txt2img.to(self.device)
+        if self._active != key:
+            if self._active is not None:  # everything it holds, and every VAE file
+                previous = self._models[self._active]
+                memory.park(memory.modules_of((previous.txt2img, previous.img2img),
+                                              previous.own_vae, *self._vaes.values()),
+                            self.device)
+            if not self._offloading:
+                model.txt2img.to(self.device)
         self._active = key
         return model
 
     @property
     def _offloading(self) -> bool:
-        return self.config.cpu_offload and self.device != "cpu"
+        return memory.offloading(self.config)
 
     def _load(self, ref: ModelRef, refiner: bool = False) -> _Model:
         """Both pipelines of a model (a refiner: its img2img one, twice), never
@@ -421,10 +427,7 @@ class DiffusionRenderer:
             ) from exc
         for pipe in (txt2img, img2img):
             pipe.set_progress_bar_config(disable=True)
-            if self._offloading:
-                pipe.enable_model_cpu_offload(device=self.device)
-        if self.config.vae_tiling:
-            txt2img.vae.enable_tiling()
+        memory.apply((txt2img, img2img), self.config, self.device)
         self.speed.prepare(txt2img)  # img2img shares its modules
         return _Model(txt2img, img2img, txt2img.scheduler.config)
 
