@@ -35,7 +35,8 @@ def other_vae(tiny_model, tmp_path_factory) -> FileRef:
     from tests.tinymodels import TINY_VAE, save_tiny_vae
 
     torch.manual_seed(5)
-    path = save_tiny_vae(AutoencoderKL(**TINY_VAE), tmp_path_factory.mktemp("vae") / "v.safetensors")
+    folder = tmp_path_factory.mktemp("vae")
+    path = save_tiny_vae(AutoencoderKL(**TINY_VAE), folder / "v.safetensors")
     return FileRef("v", str(path), "sha256:v")
 
 
