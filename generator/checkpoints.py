@@ -65,7 +65,8 @@ def detect(shapes: Shapes, where: str) -> str:
 
 
 def prediction(shapes: Shapes, architecture: str) -> str:
-    """What the UNet predicts: SD 2.x 768 models predict v (ComfyUI marks them ``v_pred``)."""
+    """What the UNet predicts, as far as the tensors say: ``v_pred`` (ComfyUI's mark) is v;
+    SD 2.x is v until the renderer's test run says otherwise (``render/sd2detect.py``)."""
     if "v_pred" in shapes or architecture == SD2:
         return "v_prediction"
     return "epsilon"
