@@ -11,6 +11,9 @@ call on an 8x8 latent, float32) on the tiny SD 2.x UNet and, with ``--full-size`
 SD 2.1's published UNet (865 M parameters, 3.5 GB in float32, random weights).
 
     python bench/bench_memory.py [--repeat 3] [--full-size]
+
+Times are the process's CPU seconds (all its threads), not wall time: on a machine
+shared with other work they still measure this work.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from _util import REPO
+from _util import REPO, machine_line
 
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -53,11 +56,11 @@ def render_seconds(folder: Path, root: Path, options: dict[str, Any], size: int,
             tasks = [RenderTask(f"{round_}-{i}", parse_image(
                 {"prompt": "a cat", "seed": i, "steps": 4, "width": size, "height": size},
                 Location("bench.md", 1)), ref) for i in range(4)]
-            start = time.perf_counter()
+            start = time.process_time()
             for _ in renderer.render(tasks, lambda n: None):
                 pass
             if round_:
-                times.append(time.perf_counter() - start)
+                times.append(time.process_time() - start)
     finally:
         renderer.close()
     return statistics.median(times)
@@ -69,9 +72,9 @@ def detect_seconds(unet: Any, repeat: int) -> float:
     output_shift(unet)  # warm-up
     times = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = time.process_time()
         output_shift(unet)
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return statistics.median(times)
 
 
@@ -80,6 +83,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--full-size", action="store_true")
     args = parser.parse_args()
+    print(machine_line())
     import diffusers
     from tinymodels import _arch_configs, save_tiny_model
 
@@ -93,7 +97,7 @@ def main() -> None:
                    for size in (64, 256)}
             base = base or got
             print(f"| {name} | " + " | ".join(
-                f"{got[s]:.3f} s ({got[s] / base[s] - 1:+.0%})" for s in (64, 256)) + " |")
+                f"{got[s]:.3f} s CPU ({got[s] / base[s] - 1:+.0%})" for s in (64, 256)) + " |")
     print()
     unets = {"tiny SD 2.x": lambda: diffusers.UNet2DConditionModel(
         **_arch_configs("sd2")["unet"])}
@@ -104,7 +108,7 @@ def main() -> None:
             template("sd2")["unet"])
     for name, make in unets.items():
         unet = make().eval()
-        print(f"SD 2.x test run, {name}: {detect_seconds(unet, args.repeat):.3f} s")
+        print(f"SD 2.x test run, {name}: {detect_seconds(unet, args.repeat):.3f} s CPU")
         del unet
 
 

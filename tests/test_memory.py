@@ -60,6 +60,7 @@ def test_a_model_switch_parks_everything_of_the_previous_model(tmp_path, tiny_mo
                                            model_a.own_vae, *renderer._vaes.values()))
         # UNet, text encoder, the VAE file (its pipelines' VAE now) and its own VAE
         assert model_a.own_vae is not None and len(held_by_a) == 4
+        assert memory.bytes_on([model_a.own_vae], "cpu") == 0  # set aside: parked at once
         b_after = render_all(renderer, [task(b, "b", seed=3, steps=2)])[0]
         model_b = renderer._models[b.fingerprint]
         held_by_b = list(memory.modules_of((model_b.txt2img, model_b.img2img)))

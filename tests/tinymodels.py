@@ -327,7 +327,8 @@ def _arch_configs(arch: str) -> dict[str, Any]:
 
 
 def build_arch_pipeline(workdir: Path, arch: str, seed: int = 0) -> Any:
-    """A tiny SD 1.x, SD 2.x ('sd2', v-prediction) or SDXL pipeline, random weights."""
+    """A tiny SD 1.x, SD 2.x ('sd2': its UNet's output fitted to predict v) or SDXL
+    pipeline, random weights."""
     import diffusers
     import torch
     from transformers import (
@@ -352,6 +353,8 @@ def build_arch_pipeline(workdir: Path, arch: str, seed: int = 0) -> Any:
         tok_name = name.replace("text_encoder", "tokenizer")
         write_tokenizer(workdir / tok_name, base[tok_name])
         parts[tok_name] = CLIPTokenizer.from_pretrained(str(workdir / tok_name))
+    if arch == "sd2":  # a v model indeed, as its scheduler says (genimg test-runs the file)
+        fit_prediction(parts["unet"], "v_prediction", seed=seed)
     sched = {k: v for k, v in base["scheduler"].items() if not k.startswith("_")}
     parts["scheduler"] = getattr(diffusers, base["scheduler"]["_class_name"]).from_config(sched)
     if arch != "sdxl":

@@ -338,6 +338,7 @@ class DiffusionRenderer:
             self.speed.prepare_vae(module)
         if not self._offloading:
             module.to(self.device)
+        memory.park([model.txt2img.vae], self.device)  # the VAE it replaces
         for pipe in (model.txt2img, model.img2img):
             pipe.vae = module
         memory.rehook((model.txt2img, model.img2img), self.config, self.device)
