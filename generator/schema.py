@@ -382,7 +382,7 @@ CONFIG = table(
     Key("cpu_offload", (bool,), "keep model parts on the CPU until used (less GPU memory)",
         False),
     Key("vae_tiling", (bool,), "decode big pictures tile by tile (less GPU memory; other "
-        "pixels above the VAE's sample size, 512 or 1024)", False),
+        "pixels above the VAE's sample size, 512 to 1024 px)", False),
     Key("vae_slicing", (bool,), "decode a batch one picture at a time (less GPU memory, same "
         "pixels)", False),
     Key("batch_size", (int, str), "pictures rendered at once; `auto`: as many as fit the free "

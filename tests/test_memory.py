@@ -90,7 +90,7 @@ def test_closing_drops_every_pipeline(tmp_path, tiny_model, other_vae):
 
 def test_memory_options_and_the_pixels(tmp_path, tiny_model, other_vae):
     """Offload and slicing keep the pixels exactly; tiling too up to the VAE's sample
-    size (64 here, 512 or 1024 for real VAEs), and changes them above it."""
+    size (64 here, 512 to 1024 for real VAEs), and changes them above it."""
     from generator.render.diffusion import DiffusionRenderer
 
     a, b = two_models(tiny_model)
