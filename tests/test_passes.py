@@ -327,6 +327,31 @@ def test_refined_pictures_do_not_depend_on_their_batch(xl):
 
 
 @render
+def test_a_model_switch_parks_the_refiner_too(arch_models, tiny_refiner, tmp_path,
+                                             monkeypatch):
+    """Only the active model on the accelerator: parked modules go to ``meta`` here (see
+    tests/test_memory.py), so a refiner left behind would still hold bytes on the CPU."""
+    from generator.render import memory
+    from generator.render.diffusion import DiffusionRenderer
+
+    monkeypatch.setattr(memory, "PARKING", "meta")
+    config = SiteConfig(root=tmp_path, cache_dir=tmp_path / ".genimg",
+                        models=MappingProxyType({}))
+    renderer = DiffusionRenderer(config)
+    base = ModelRef("xl", "folder", str(arch_models["sdxl"].folder), "fp-xl")
+    other = replace(base, name="other", fingerprint="fp-other")
+    refiner = ModelRef("refiner", "file", str(tiny_refiner.checkpoint), "fp-refiner")
+    try:
+        rendered(renderer, [task(base, "r", steps=2, refiner=refiner, refiner_switch=0.5)])
+        held = list(memory.modules_of(renderer.passes.pipes()))
+        assert held and memory.bytes_on(held, "cpu") > 0
+        rendered(renderer, [task(other, "o", steps=2)])
+        assert memory.bytes_on(held, "cpu") == 0 and memory.bytes_on(held, "meta") > 0
+    finally:
+        renderer.close()
+
+
+@render
 def test_a_refiner_needs_an_sdxl_model(sd, tiny_refiner):
     renderer, ref, _ = sd
     refiner = ModelRef("refiner", "file", str(tiny_refiner.checkpoint), "fp-refiner")

@@ -371,7 +371,8 @@ class DiffusionRenderer:
         if self._active != key:
             if self._active is not None:  # everything it holds, and every VAE file
                 previous = self._models[self._active]
-                memory.park(memory.modules_of((previous.txt2img, previous.img2img),
+                memory.park(memory.modules_of((previous.txt2img, previous.img2img,
+                                               *self.passes.pipes()),
                                               previous.own_vae, *self._vaes.values()),
                             self.device)
             if not self._offloading:

@@ -243,10 +243,15 @@ class Passes:
             if "denoising_start" not in _parameters(model.img2img):
                 raise GenimgError(f"refiner {ref.name!r} is not an SDXL model (a refiner "
                                   "continues an SDXL picture)", *_where(task, "refiner"))
-            if not self.renderer._offloading and self.renderer.device != "cpu":
-                model.img2img.to(self.renderer.device)  # beside the base model
             self._refiners[ref.fingerprint] = model
-        return self._refiners[ref.fingerprint].img2img
+        pipe = self._refiners[ref.fingerprint].img2img
+        if not self.renderer._offloading and self.renderer.device != "cpu":
+            pipe.to(self.renderer.device)  # beside the base model (parked with it on a switch)
+        return pipe
+
+    def pipes(self) -> list[Any]:
+        """The refiners' pipelines: parked with the base model when the renderer switches."""
+        return [model.img2img for model in self._refiners.values()]
 
 
 def _parameters(pipe: Any) -> set[str]:
