@@ -29,6 +29,7 @@ import argparse
 import datetime as dt
 import io
 import json
+import os
 import pstats
 import random
 import re
@@ -142,7 +143,9 @@ def pelican_post(parts: dict) -> str:
             f'Tags: {", ".join(parts["tags"])}\nCategory: blog\n\n{body}\n')
 
 
-CONFIG = f"""\
+def config_text() -> str:
+    """genimg.yaml of the bench blog (pictures of ``PICTURE_SIZE``, set by ``--size``)."""
+    return f"""\
 title: genimg bench
 base_url: https://example.org/
 author: bench
@@ -176,7 +179,7 @@ def _base_images(count: int) -> list:
 def make_blog(root: Path, posts: int) -> tuple[int, float]:
     """Write (or refresh) the blog and fill its cache; returns (pictures stored, seconds)."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "genimg.yaml").write_text(CONFIG, encoding="utf-8")
+    (root / "genimg.yaml").write_text(config_text(), encoding="utf-8")
     model = root / "model.safetensors"
     if not model.exists():
         model.write_bytes(random.Random(1).randbytes(1024))
@@ -225,8 +228,12 @@ def fill_cache(root: Path) -> tuple[int, float]:
         }
         cache.put(node.key, png_bytes(image, infotext), meta)
 
-    with cache.lock(), ThreadPoolExecutor(8) as pool:
-        list(pool.map(put, enumerate(todo)))
+    fsync, os.fsync = os.fsync, lambda fd: None  # setup only: a power cut may lose it
+    try:
+        with cache.lock(), ThreadPoolExecutor(8) as pool:
+            list(pool.map(put, enumerate(todo)))
+    finally:
+        os.fsync = fsync
     site.resolver.save()
     return len(todo), time.perf_counter() - started
 
@@ -537,8 +544,11 @@ def profile_build(root: Path, title: str, before: Callable[[], object] = lambda:
 
 
 def main() -> None:
+    global PICTURE_SIZE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--posts", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--size", type=int, default=PICTURE_SIZE,
+                        help="pictures' width and height (512: SD-sized PNGs of ~400 KB)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="repeats of the cheap timings (median reported)")
     parser.add_argument("--cold-repeats", type=int, default=None,
@@ -552,6 +562,7 @@ def main() -> None:
     parser.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
                         help="profile the builds that miss a goal (auto), all, or none")
     args = parser.parse_args()
+    PICTURE_SIZE = args.size
 
     print(f"bench_site: {machine_line()}")
     print(f"genimg command: {' '.join(genimg_cmd())} (PYTHONPATH={REPO})")
@@ -565,7 +576,8 @@ def main() -> None:
     summary = []
     for posts in args.posts:
         cold_repeats = args.cold_repeats or (args.repeats if posts <= 200 else 1)
-        root = args.workdir / f"genimg-{posts}"
+        root = args.workdir / (f"genimg-{posts}" if PICTURE_SIZE == 128 else
+                               f"genimg-{posts}-{PICTURE_SIZE}px")
         stored, seconds = make_blog(root, posts)
         print(f"== {posts} posts, {posts * PICTURES_PER_POST} pictures "
               f"({PICTURE_SIZE}x{PICTURE_SIZE} PNG) in {root}"

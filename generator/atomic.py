@@ -62,6 +62,59 @@ def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
         raise
 
 
+def copy_atomic(source: Path, path: Path) -> None:
+    """Copy ``source`` to ``path`` as ``write_atomic`` writes (temp file, rename; no fsync),
+    without reading it into Python: ``os.copy_file_range`` copies in the kernel, and on a
+    filesystem that shares blocks (Btrfs, XFS, bcachefs) makes a reflink, a copy-on-write
+    clone that costs no data. Either way ``path`` is its own file: writing or deleting it
+    never changes ``source`` (a hard link would). ``shutil.copyfileobj`` where the kernel
+    cannot (another filesystem on an old kernel, no such call)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        _raise_if_full(exc, path)
+        raise
+    try:
+        try:
+            os.fchmod(fd, 0o666 & ~_UMASK)
+            with open(source, "rb") as src:
+                _copy_fd(src.fileno(), fd, os.fstat(src.fileno()).st_size)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            _raise_if_full(exc, path)
+        raise
+
+
+def _copy_fd(src: int, dest: int, size: int) -> None:
+    copied = 0
+    try:
+        while copied < size:
+            done = os.copy_file_range(src, dest, size - copied)
+            if done == 0:
+                break  # the file shrank meanwhile: what is there was copied
+            copied += done
+        return
+    except (AttributeError, OSError) as exc:  # no such call, or not between these files
+        if isinstance(exc, OSError) and exc.errno not in _NO_KERNEL_COPY:
+            raise
+    os.lseek(src, copied, os.SEEK_SET)
+    os.lseek(dest, copied, os.SEEK_SET)
+    while chunk := os.read(src, 1 << 20):
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(dest, view):]
+
+
+#: copy_file_range's errors that mean "copy it yourself", not a failed copy.
+_NO_KERNEL_COPY = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP)
+
+
 def _raise_if_full(exc: OSError, path: Path) -> None:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         raise DiskFull(

@@ -37,8 +37,8 @@ from .rendering import Interrupted, render_misses
 from .specs import ImageSpec
 from .state import PageState, PostCache
 
-__all__ = ["BuildOptions", "BuildReport", "Interrupted", "LoadedSite", "Progress", "build_site",
-           "load_site"]
+__all__ = ["BuildMemory", "BuildOptions", "BuildReport", "Interrupted", "LoadedSite",
+           "Progress", "build_site", "load_site"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,21 @@ class BuildReport:
 
 
 @dataclass
+class BuildMemory:
+    """What ``serve`` keeps between its rebuilds: each post as parsed and planned, by its
+    file's content (``state.PostCache.memory``), so a save re-reads only that post."""
+
+    posts: dict[str, dict] = field(default_factory=dict)
+    context: str = ""  # the PostCache context they were parsed in
+
+    def attach(self, post_cache: PostCache) -> None:
+        if post_cache.context != self.context:  # genimg.yaml's defaults changed, say
+            self.posts.clear()
+            self.context = post_cache.context
+        post_cache.memory = self.posts
+
+
+@dataclass
 class LoadedSite:
     """What a build knows after reading input and before touching any output."""
 
@@ -77,7 +92,8 @@ class LoadedSite:
     post_cache: PostCache
 
 
-def load_site(root: Path, options: BuildOptions = BuildOptions()) -> LoadedSite:
+def load_site(root: Path, options: BuildOptions = BuildOptions(),
+              memory: BuildMemory | None = None) -> LoadedSite:
     """Read config and posts and plan every picture; raises GenimgError on bad input.
 
     Posts unchanged since the last build come from its state; only ``build_site``
@@ -87,21 +103,25 @@ def load_site(root: Path, options: BuildOptions = BuildOptions()) -> LoadedSite:
     if not config.posts_dir.is_dir():
         raise GenimgError(f"no posts folder: {config.posts_dir}", config.file or root)
     post_cache = PostCache(config.cache_dir, config.defaults, config.grid_limit)
+    if memory is not None:
+        memory.attach(post_cache)
     posts = load_posts(config.posts_dir, config.root, config.defaults, drafts=options.drafts,
                        loader=post_cache, grid_limit=config.grid_limit)
     resolver = ModelResolver(config, preview=options.preview)
     images = [image for post in posts for image in post.images]
-    plan = Planner(config.root, resolver).plan(images)
+    plan = Planner(config.root, resolver, memo=post_cache).plan(images)
     return LoadedSite(config, posts, plan, resolver, images, post_cache)
 
 
 def build_site(root: Path, options: BuildOptions = BuildOptions(),
                progress: Progress | None = None,
-               log: Callable[[str], None] = lambda message: None) -> BuildReport:
-    """Build the blog at ``root`` into its output folder."""
+               log: Callable[[str], None] = lambda message: None,
+               memory: BuildMemory | None = None) -> BuildReport:
+    """Build the blog at ``root`` into its output folder (``memory``: what an earlier
+    build of this process learnt, see ``BuildMemory``)."""
     started = time.perf_counter()
     with _gc_paused():
-        site = load_site(root, options)
+        site = load_site(root, options, memory)
     config = site.config
     report = BuildReport(posts=len(site.posts), preview=options.preview,
                          pictures=len(set(site.plan.shown_key.values())))

@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +37,12 @@ class CorruptEntry(GenimgError):
 
 #: Machine-local index of sidecars (see the module docstring); never part of an entry.
 INDEX_NAME = "state/entries.json"
+#: Machine-local: each PNG's (size, mtime, ctime, inode) when its hash was last checked.
+VERIFIED_NAME = "state/verified.json"
+#: A PNG changed less than this long before its hash was checked is hashed again next
+#: time (git's "racily clean" rule): file times tick coarsely, so a second write within
+#: the same tick could leave every field of the stamp as it was.
+RACY_NS = 2_000_000_000
 #: What genimg writes in its cache folder, which may be shared with other projects: only
 #: these are swept of the temp files a killed build left.
 OWN_FOLDERS = ("objects", "derived", "state")
@@ -63,6 +70,9 @@ class Cache:
         self._checked: set[str] = set()  # PNG hash verified by this instance
         self._index: dict[str, list] | None = None  # key -> [sidecar stamp (3), Brief (4)]
         self._index_dirty = False
+        self._stamps: dict[str, list] | None = None  # key -> PNG stamp when hashed
+        self._stamps_dirty = False
+        self._stamps_lock = threading.Lock()
 
     def paths(self, key: str) -> tuple[Path, Path]:
         folder = self.objects / key[:2]
@@ -133,15 +143,49 @@ class Cache:
         return self._index
 
     def save_index(self) -> None:
-        """Persist what ``brief`` learnt (call while holding ``lock()``)."""
+        """Persist what ``brief`` and ``verify`` learnt (call while holding ``lock()``)."""
         if self._index_dirty and self._index is not None:
             data = json.dumps(self._index, separators=(",", ":")).encode()
             write_atomic(self.dir / INDEX_NAME, data, durable=False)
             self._index_dirty = False
+        if self._stamps_dirty and self._stamps is not None:
+            data = json.dumps(self._stamps, separators=(",", ":")).encode()
+            write_atomic(self.dir / VERIFIED_NAME, data, durable=False)
+            self._stamps_dirty = False
 
-    def verify(self, key: str) -> None:
-        """Raise CorruptEntry if the entry is incomplete or its PNG does not match its hash."""
+    def verify(self, key: str, again: bool = True) -> None:
+        """Raise CorruptEntry if the entry is incomplete or its PNG does not match its hash.
+
+        ``again=False`` trusts an earlier check while the PNG's size, mtime, ctime and
+        inode are all those it was hashed with: any write to the file, a rename over it,
+        even a ``touch`` back to the old mtime changes its ctime. (``genimg cache verify``
+        hashes every entry again, for what no stat shows: a disk's own bit rot.)
+        """
+        if key in self._checked:
+            return
+        if not again and self.has(key):
+            stamp = _stamp(self.paths(key)[0])
+            if stamp is not None and self._load_stamps().get(key) == stamp:
+                self._checked.add(key)
+                return
         self._verified(key)
+
+    def _load_stamps(self) -> dict[str, list]:
+        with self._stamps_lock:  # verified in threads: read once
+            if self._stamps is None:
+                self._stamps = read_json_dict(self.dir / VERIFIED_NAME)
+            return self._stamps
+
+    def _stamped(self, key: str, stamp: list[int] | None) -> None:
+        if stamp is not None and time.time_ns() - stamp[2] < RACY_NS:
+            stamp = None  # changed just now: a write in the same clock tick would not show
+        stamps = self._load_stamps()
+        if stamps.get(key) != stamp:
+            if stamp is None:
+                stamps.pop(key, None)
+            else:
+                stamps[key] = stamp
+            self._stamps_dirty = True
 
     def read_bytes(self, key: str) -> bytes:
         """The PNG bytes of an entry, verified in the same read.
@@ -159,6 +203,7 @@ class Cache:
         meta = self.meta(key)
         if meta is None:
             raise CorruptEntry(f"cache entry {key[:12]} is missing or incomplete", png)
+        stamp = _stamp(png)  # before reading: a change while it is read is seen next time
         try:
             data = png.read_bytes()
         except OSError as exc:  # not corruption: the entry must not be discarded for it
@@ -167,6 +212,7 @@ class Cache:
         if hashlib.sha256(data).hexdigest() != meta["png_sha256"]:
             raise CorruptEntry(f"cache entry {key[:12]} is corrupt (hash mismatch)", png)
         self._checked.add(key)
+        self._stamped(key, stamp)
         return meta, data
 
     def put(self, key: str, png_data: bytes, meta: dict[str, Any]) -> None:
@@ -189,6 +235,7 @@ class Cache:
                 png,
             ) from None
         self._checked.add(key)
+        self._stamped(key, _stamp(png))
         brief = Brief(int(record["width"]), int(record["height"]), len(png_data),
                       _preview(record))
         self._briefs[key] = brief
@@ -204,6 +251,7 @@ class Cache:
         self._briefs[key] = None
         self._checked.discard(key)
         self._remember(key, [], None)
+        self._stamped(key, None)
 
     def keys(self) -> Iterator[str]:
         """Keys of the entries whose sidecar is there (``has()`` tells if complete)."""
@@ -250,6 +298,15 @@ class Cache:
             yield
         finally:
             os.close(fd)  # closing drops the flock
+
+
+def _stamp(path: Path) -> list[int] | None:
+    """What says a file is the one it was: size, mtime, ctime (no call sets it back), inode."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
 def _preview(meta: dict[str, Any]) -> bool | None:

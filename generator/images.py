@@ -8,8 +8,11 @@ Site files and thumbnails are written without fsync: they are rebuilt from the
 cache, and fsyncing ten thousand files made a cold build several times slower.
 A site thumbnail is a hard link to its ``derived/`` file (making a file costs far
 more than linking one on a busy disk); nothing writes into either in place, and
-both are only derivatives. The PNG is a copy: a file of ``site/`` edited in place
-(a PNG optimiser) must not change a cache entry, nor a damaged entry the site.
+both are only derivatives. The PNG is a copy (``atomic.copy_atomic``: in the kernel,
+a reflink where the filesystem shares blocks), never a hard link: a file of ``site/``
+edited in place (a PNG optimiser) must not change a cache entry, nor a damaged entry
+the site. It is copied without being read again when its file is unchanged since its
+hash was last checked (``Cache.verify(again=False)``).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from .atomic import write_atomic
+from .atomic import copy_atomic, write_atomic
 from .cache import Cache
 from .content import slugify
 
@@ -234,14 +237,15 @@ class ImageWriter:
         written = 0
         png: bytes | None = None
         if not thumbs_only and image.full is not None and image.full not in self.present:
-            png = self.cache.read_bytes(image.key)  # verified: never copy a corrupt entry
             if image.original == "webp":  # encoded once per key, like the thumbnails
                 full = self.derived / f"{image.key}-full.webp"
                 if not _usable(full):
+                    png = self.cache.read_bytes(image.key)  # verified: never a corrupt one
                     write_atomic(full, _lossless_webp(png), durable=False)
                 _share(full, self.site / image.full)
             else:
-                write_atomic(self.site / image.full, png, durable=False)
+                self.cache.verify(image.key, again=False)  # never copy a corrupt entry
+                copy_atomic(self.cache.paths(image.key)[0], self.site / image.full)
             written += 1
         missing = [w for w in image.thumb_widths() if image.thumb(w) not in self.present]
         derived = {w: self.derived / f"{image.key}-{w}.webp" for w in missing}

@@ -366,7 +366,7 @@ def _commit(site: LoadedSite, maker: _Adopter, post_path: Path, display: str, te
                                       "(please report this)", spec.location.file,
                                       spec.location.line)
                 if not cache.has(key):
-                    cache.put(key, _png(c), _sidecar(c, plan.nodes[key].fields, spec))
+                    cache.put(key, _png(c), _sidecar(c, plan.nodes[key].key_dict(), spec))
             cache.save_index()
             site.resolver.save()
             write_atomic(post_path, text.encode("utf-8"))

@@ -36,9 +36,10 @@ def find_misses(plan: Plan, cache: Cache, repaired: list[str]) -> list[Node]:
 
 
 def _sound(cache: Cache, key: str, repaired: list[str]) -> bool:
-    """Verify an entry whose bytes will be read; a corrupt one is discarded and reported."""
+    """Verify an entry whose bytes will be read (once per state of its file: see
+    ``Cache.verify``); a corrupt one is discarded and reported."""
     try:
-        cache.verify(key)
+        cache.verify(key, again=False)
     except CorruptEntry:
         cache.discard(key)
         repaired.append(key)

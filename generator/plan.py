@@ -7,9 +7,11 @@ unrestored picture and the restore step, so toggling it never re-runs diffusion.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import ErrorList, GenimgError, Location, did_you_mean, short_repr
 from .hashing import canonical_key
@@ -42,7 +44,18 @@ class Node:
     embeddings: tuple[FileRef, ...] = ()  # textual inversions its prompts use
     refiner: ModelRef | None = None  # the model taking over at ``refiner_switch``
     upscaler: FileRef | None = None  # a hires fix's upscaler file (ESRGAN family)
-    fields: dict[str, Any] = field(default_factory=dict, compare=False)  # what key hashes
+    speed: dict[str, Any] | None = None  # genimg.yaml's speed-ups that change bits
+    source: str | None = None  # the parent's key or ``file:<sha256>``, as the key hashes it
+    #: what the key hashes; empty when the key came from the plan memo (see ``key_dict``)
+    fields: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def key_dict(self) -> dict[str, Any]:
+        """The exact dictionary the key is the hash of (``fields``, or made again for a
+        node whose key the plan memo gave)."""
+        return self.fields or key_fields(
+            self.spec, self.model.fingerprint if self.model else None, self.source,
+            self.restorer.fingerprint if self.restorer else None, self.loras, self.vae,
+            self.embeddings, self.refiner, self.upscaler, self.speed)
 
 
 def key_fields(spec: ImageSpec, model_fp: str | None, source: str | None,
@@ -105,14 +118,31 @@ class Plan:
         return found
 
 
-class Planner:
-    """Builds a Plan from all posts' specs; all errors are reported together."""
+class PlanMemo(Protocol):
+    """Keys planned before, per post file and slot, with what they were made from
+    (``state.PostCache``); a memo for a post whose text changed is never offered."""
 
-    def __init__(self, root: Path, resolver: ModelResolver):
+    def planned(self, file: str) -> Mapping[str, str]: ...
+
+    def remember(self, file: str, slot: str, made_of_and_key: str) -> None: ...
+
+
+class Planner:
+    """Builds a Plan from all posts' specs; all errors are reported together.
+
+    With a ``memo``, a node whose inputs are those recorded for its post and slot takes
+    its recorded key instead of hashing them again: the references are still resolved
+    (every model, LoRA, VAE, embedding and restorer fingerprint, and every ``from:``
+    parent's key), and only a node whose every input is equal reuses its key.
+    """
+
+    def __init__(self, root: Path, resolver: ModelResolver, memo: PlanMemo | None = None):
         self.root = root.resolve()
         self.resolver = resolver
+        self.memo = memo
         self.hasher = resolver.hasher  # one memo of file hashes per build
         self.speed = resolver.config.speed.hashed()
+        self._speed = json.dumps(self.speed, sort_keys=True) if self.speed else None  # memo
         self.nodes: dict[str, Node] = {}
         self.by_id: dict[str, ImageSpec] = {}
         self.id_key: dict[str, str] = {}
@@ -184,16 +214,17 @@ class Planner:
             chain.append(parent)
         return chain
 
-    def _add(self, spec: ImageSpec) -> str:
+    def _add(self, spec: ImageSpec, slot: str = "") -> str:
         if spec.restore_faces:
             base = spec.without_restore()
-            base_key = self._add(base)
+            base_key = self._add(base, "base")
             step = replace(base, mode=RESTORE, source=None)
             step_restorer = self._restorer(spec)
-            fields = key_fields(step, None, base_key, step_restorer.fingerprint)
-            key = canonical_key(fields)
+            key, fields = self._keyed(spec, slot, (RESTORE, base_key, step_restorer.fingerprint),
+                                      lambda: key_fields(step, None, base_key,
+                                                         step_restorer.fingerprint))
             self._put(Node(key, step, spec, parent=base_key, restorer=step_restorer,
-                           fields=fields))
+                           source=base_key, fields=fields))
             return key
         mode = MODES[spec.mode]
         parent: str | None = None
@@ -217,14 +248,43 @@ class Planner:
             upscaler = self._upscaler(spec)
         elif mode.restores:
             restorer = self._restorer(spec)
-        fields = key_fields(spec, model.fingerprint if model else None, source,
-                            restorer.fingerprint if restorer else None, loras, vae, embeddings,
-                            refiner, upscaler, self.speed)
-        key = canonical_key(fields)
-        self._put(Node(key, spec, spec, parent=parent, file=file, model=model, restorer=restorer,
-                       loras=loras, vae=vae, embeddings=embeddings, refiner=refiner,
-                       upscaler=upscaler, fields=fields))
+        model_fp = model.fingerprint if model else None
+        restorer_fp = restorer.fingerprint if restorer else None
+        deps = (spec.mode, model_fp, source, restorer_fp,
+                ",".join(f"{lora.fingerprint}*{weight!r}" for lora, weight in loras),
+                vae.fingerprint if vae else None, ",".join(e.fingerprint for e in embeddings),
+                refiner.fingerprint if refiner else None,
+                upscaler.fingerprint if upscaler else None,
+                self._speed if mode.generates else None)
+        key, fields = self._keyed(spec, slot, deps, lambda: key_fields(
+            spec, model_fp, source, restorer_fp, loras, vae, embeddings, refiner, upscaler,
+            self.speed))
+        if key not in self.nodes:  # filled in directly: a frozen __init__ is a third of it
+            node = self.nodes[key] = object.__new__(Node)
+            node.__dict__.update(key=key, spec=spec, shown=spec, parent=parent, file=file,
+                                 model=model, restorer=restorer, loras=loras, vae=vae,
+                                 embeddings=embeddings, refiner=refiner, upscaler=upscaler,
+                                 speed=self.speed, source=source, fields=fields)
         return key
+
+    def _keyed(self, spec: ImageSpec, slot: str, deps: tuple[str | None, ...],
+               make_fields: Callable[[], dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+        """(key, fields hashed): the memo's key when it was made from exactly ``deps`` at
+        this place of this same post text (fields then made only when asked for)."""
+        if self.memo is None:
+            fields = make_fields()
+            return canonical_key(fields), fields
+        # one string (fingerprints and keys hold no control characters): quick to read back
+        made_of = "\x1f".join(part or "" for part in deps) + "\x1e"
+        file, where = spec.location.file, f"{spec.location.line}:{spec.location.cell}:{slot}"
+        old = self.memo.planned(file).get(where)
+        if isinstance(old, str) and len(old) == len(made_of) + 64 and old.startswith(made_of):
+            key, fields = old[-64:], {}
+        else:
+            fields = make_fields()
+            key = canonical_key(fields)
+        self.memo.remember(file, where, made_of + key)
+        return key, fields
 
     def _put(self, node: Node) -> None:
         self.nodes.setdefault(node.key, node)

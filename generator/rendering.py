@@ -205,7 +205,7 @@ def _store(cache: Cache, plan: Plan, node: Node, image: Image.Image, preview: bo
     exactly what its key is the hash of."""
     infotext = infotext_for(node, plan, preview)
     meta: dict[str, Any] = {
-        "spec": node.fields,
+        "spec": node.key_dict(),
         "shown": node.shown.as_yaml_dict(),
         "infotext": infotext, "width": image.width, "height": image.height,
         "preview": preview, "versions": versions,

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from .build import BuildOptions, build_site
+from .build import BuildMemory, BuildOptions, build_site
 from .config import CONFIG_NAME, load_config
 from .errors import GenimgError, one_line
 from .progress import Progress
@@ -240,6 +240,7 @@ class DevServer:
         self.progress = progress
         self.config = load_config(root)
         self.state = LiveState()
+        self.memory = BuildMemory()  # posts parsed and planned, kept between rebuilds
         self._stop = threading.Event()
         self._build_lock = threading.Lock()
         try:
@@ -270,7 +271,8 @@ class DevServer:
                 self.config = load_config(self.root)  # base_url or output_dir may change
                 self._point_at()
                 report = build_site(self.root, self.options, progress=self.progress,
-                                    log=lambda m: self.error_log(f"warning: {m}"))
+                                    log=lambda m: self.error_log(f"warning: {m}"),
+                                    memory=self.memory)
                 self.log(f"built {report.posts} posts, {report.pictures} pictures: wrote "
                          f"{report.files_written} files in {report.seconds:.2f}s")
             except GenimgError as exc:

@@ -173,7 +173,11 @@ class PostCache:
                               grid_limit)
         self._used: set[str] = set()  # state file names of the posts loaded
         self._new: dict[str, dict[str, Any]] = {}  # state file name -> entry to write
+        self._entries: dict[str, dict[str, Any]] = {}  # post file (as shown) -> its entry
+        self._plans: dict[str, dict[str, str]] = {}  # post file -> plan memo of this build
         self.digests: dict[Path, str] = {}  # post file -> digest of its parsed data
+        #: parsed posts kept in memory (``serve``): state file name -> entry, by content
+        self.memory: dict[str, dict[str, Any]] | None = None
 
     def _file(self, file: str) -> str:
         return hashlib.sha256(file.encode("utf-8", "surrogatepass")).hexdigest()[:32] + ".json"
@@ -186,25 +190,52 @@ class PostCache:
             source_sha = None  # load_post raises the error that names the file
         name = self._file(file)
         self._used.add(name)
+        kept = self.memory.get(name) if self.memory is not None else None
+        if kept is not None and kept["sha256"] == source_sha and kept["file"] == file:
+            self._entries[file] = kept["entry"]
+            self.digests[path] = kept["entry"]["digest"]
+            return kept["post"]
         entry = read_state(self.folder / name, self.context)
+        post = None
         if source_sha and entry.get("file") == file and entry.get("sha256") == source_sha:
-            try:
+            with contextlib.suppress(KeyError, TypeError, ValueError):  # damaged: parse again
                 post = post_from_record(path, file, entry["post"])
-            except (KeyError, TypeError, ValueError):
-                pass  # damaged: parse again
-            else:
+        if post is None:
+            post = load_post(path, self.defaults, file, self.grid_limit)
+            record = post_record(post)
+            entry = {"file": file, "sha256": source_sha, "digest": digest(record),
+                     "post": record}
+            if not (source_sha and _json_safe(record)):  # parsed every time, no memo
                 self.digests[path] = entry["digest"]
                 return post
-        post = load_post(path, self.defaults, file, self.grid_limit)
-        record = post_record(post)
-        self.digests[path] = record_digest = digest(record)
-        if source_sha and _json_safe(record):
-            self._new[name] = {"file": file, "sha256": source_sha, "digest": record_digest,
-                               "post": record}
+            self._new[name] = entry
+        self.digests[path] = entry["digest"]
+        self._entries[file] = entry
+        if self.memory is not None:
+            self.memory[name] = {"sha256": source_sha, "file": file, "entry": entry,
+                                 "post": post}
         return post
 
+    def planned(self, file: str) -> Mapping[str, str]:
+        """The plan memo of an unchanged post (``plan.PlanMemo``): slot -> what its key was
+        made from, and the key; {} for a post parsed anew or not kept."""
+        entry = self._entries.get(file)
+        memo = entry.get("plan") if entry is not None else None
+        return memo if isinstance(memo, dict) else {}
+
+    def remember(self, file: str, slot: str, made_of_and_key: str) -> None:
+        """What planning gave this build, saved with the post when it differs."""
+        self._plans.setdefault(file, {})[slot] = made_of_and_key
+
     def save(self) -> None:
-        """Write the posts parsed anew; remove the state of posts that are gone."""
+        """Write the posts parsed anew or planned otherwise; remove the state of posts
+        that are gone."""
+        for file, plan in self._plans.items():
+            entry = self._entries.get(file)
+            if entry is not None and entry.get("plan") != plan:
+                entry["plan"] = plan
+                self._new[self._file(file)] = entry
+        self._plans.clear()
         for name, entry in self._new.items():
             write_state(self.folder / name, self.context, entry)
         self._new.clear()

@@ -50,8 +50,8 @@ def test_embeddings_named_in_prompts_are_keyed_by_file(make_blog: MakeBlog, tmp_
     negative, hands, plain = site.plan.nodes.values()
     assert [e.name for e in negative.embeddings] == ["easynegative"]
     assert [e.name for e in hands.embeddings] == ["bad-hands-5"]
-    assert "embeddings" not in plain.fields and negative.fields["embeddings"][0].startswith(
-        "sha256:")
+    assert "embeddings" not in plain.key_dict()
+    assert negative.key_dict()["embeddings"][0].startswith("sha256:")
     info = parse_infotext(infotext_for(negative, site.plan))
     assert info["TI hashes"].startswith("easynegative: ") and len(info["TI hashes"]) == 26
     (webui / "embeddings/easynegative.safetensors").write_bytes(b"retrained")

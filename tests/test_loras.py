@@ -135,7 +135,7 @@ def test_the_plan_keys_a_lora_by_its_file(make_blog, tmp_path):
 
     def keys() -> list[dict]:
         site = load_site(root)
-        return [node.fields for node in site.plan.nodes.values()]
+        return [node.key_dict() for node in site.plan.nodes.values()]
 
     first = keys()
     assert first[0]["loras"][0][1] == 0.7 and "loras" not in first[1]

@@ -42,11 +42,11 @@ def test_vae_per_spec_or_per_model_is_keyed_by_its_file(make_blog: MakeBlog):
     (root / "VAE").mkdir()
     (root / "VAE/a.safetensors").write_bytes(b"vae a")
     (root / "VAE/b.safetensors").write_bytes(b"vae b")
-    plain, per_model, per_spec = (n.fields for n in load_site(root).plan.nodes.values())
+    plain, per_model, per_spec = (n.key_dict() for n in load_site(root).plan.nodes.values())
     assert "vae" not in plain  # no VAE: the key as before
     assert per_model["vae"] != per_spec["vae"] and per_model["model"] == plain["model"]
     (root / "VAE/b.safetensors").write_bytes(b"vae b, retrained")
-    again = [n.fields for n in load_site(root).plan.nodes.values()]
+    again = [n.key_dict() for n in load_site(root).plan.nodes.values()]
     assert again[2]["vae"] != per_spec["vae"] and again[:2] == [plain, per_model]
 
 
