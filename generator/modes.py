@@ -38,14 +38,14 @@ class Mode:
 
 _DIFFUSION = ("prompt", "negative_prompt", "seed", "sampler", "steps", "cfg", "width", "height",
               "prompt_syntax", "clip_skip", "noise", "subseed", "subseed_strength",
-              "eta_noise_seed_delta", "schedule_type")
+              "eta_noise_seed_delta", "schedule_type", "sampling")
 #: What a derived seed is made of: what shapes the diffusion. Not ``from:`` (an id:
 #: renaming it must not change pixels), the model's name (its fingerprint is in the key),
 #: nor ``restore_faces``/``face_weight`` (toggling face restoration must not re-run
 #: diffusion). A restore keeps the diffusion basis: its seed is unused but shown, and
 #: pinned (tests/test_pinned_keys.py).
 _SEED = ("prompt", "negative_prompt", "sampler", "steps", "cfg", "width", "height",
-         "prompt_syntax", "clip_skip", "schedule_type")
+         "prompt_syntax", "clip_skip", "schedule_type", "sampling")
 #: Infotext parameters, in A1111's order (those left unset are not written).
 _GENERATION = ("steps", "sampler", "schedule_type", "cfg", "seed", "size", "model_hash",
                "model", "model_revision", "subseed", "subseed_strength")

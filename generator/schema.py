@@ -22,7 +22,7 @@ from typing import Any
 from .errors import Location, did_you_mean, has_type, short_repr, text_problem, type_name
 from .modes import MODES, TXT2IMG
 from .passes import BUILT_IN, Hires, hires_key
-from .samplers import SAMPLERS, SCHEDULE_TYPES
+from .samplers import REFUSED, SAMPLERS, SAMPLINGS, SCHEDULE_TYPES
 
 SEED_MAX = 2**32 - 1
 PROMPT_SYNTAXES = ("plain", "a1111")
@@ -205,6 +205,12 @@ def _upscaler(name: str, value: Any) -> str | None:
     return f"{name!r} must be one of {', '.join(BUILT_IN)} or an upscaler file's name"
 
 
+def _sampler(name: str, value: Any) -> str | None:
+    if value in REFUSED:
+        return f"genimg cannot draw A1111's {value!r} sampler: {REFUSED[value]}"
+    return one_of(SAMPLERS)(name, value)
+
+
 def _device(name: str, value: Any) -> str | None:
     if value in ("auto", "cpu", "cuda", "mps") or value.startswith("cuda:"):
         return None
@@ -264,8 +270,12 @@ SPEC = table(
         "relative to the post", role=Role.PIXELS),
     Key("model", (str,), "a name from `models:` in `genimg.yaml`, or a hub id / folder / "
         "`.safetensors` file", "default", role=Role.PIXELS),
-    Key("sampler", (str,), "an A1111 sampler name (see below)", "Euler a", one_of(SAMPLERS),
+    Key("sampler", (str,), "an A1111 sampler name (see below)", "Euler a", _sampler,
         Role.SEED),
+    Key("sampling", (str,), "`a1111`: A1111's k-diffusion samplers drawn by genimg itself, "
+        "step for step as k-diffusion (every `schedule_type`, A1111's Brownian noise for the "
+        "SDE samplers); `diffusers`: diffusers' schedulers, as before", "diffusers",
+        one_of(SAMPLINGS), Role.SEED, hashed_if_set=True),
     Key("schedule_type", (str,), "A1111 >= 1.9's Schedule type: " + ", ".join(
         f"`{name}`" for name in SCHEDULE_TYPES) + " (sigmas as A1111's; absent: the "
         "sampler name alone decides, as before)", check=one_of(SCHEDULE_TYPES),

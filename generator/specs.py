@@ -18,7 +18,7 @@ from .loras import split_prompt
 from .modes import MODES, RESTORE, TXT2IMG
 from .passes import Hires, hires_of, target
 from .prompts import unsupported
-from .samplers import ANCESTRAL, schedule_problem
+from .samplers import ANCESTRAL, BROWNIAN, SAMPLERS, draws_itself, schedule_problem
 from .schema import PRESENTATION_KEYS, SIZE_MAX, SIZE_MIN, SPEC, check_keys, defaults_of
 
 T = TypeVar("T")
@@ -56,6 +56,7 @@ class ImageSpec:
     hires: Hires | None = None  # A1111's hires fix: a second pass, bigger
     refiner: str | None = None  # a model taking over at ``refiner_switch``
     refiner_switch: float = 0.8
+    sampling: str = "diffusers"  # "a1111": genimg's own k-diffusion loop (render/ksamplers)
     id: str | None = None
     caption: str | None = None
     alt: str | None = None
@@ -161,7 +162,7 @@ def _schedule_type(merged: Mapping[str, Any], where: Location) -> str | None:
     schedule_type = merged.get("schedule_type")
     if schedule_type is None:
         return None
-    problem = schedule_problem(merged["sampler"], schedule_type)
+    problem = schedule_problem(merged["sampler"], schedule_type, _sampling(merged))
     if problem:
         raise where.error(f"'schedule_type: {schedule_type}': {problem}")
     return str(schedule_type)
@@ -192,6 +193,22 @@ def _passes(raw: Mapping[str, Any], merged: Mapping[str, Any], mode: str,
     if refiner is None or switch >= 1:  # never takes over: as without a refiner
         refiner, switch = None, float(SPEC["refiner_switch"].default)
     return {"hires": hires, "refiner": refiner, "refiner_switch": switch}
+
+
+def _sampling(merged: Mapping[str, Any]) -> str:
+    """``sampling`` where it changes something: only for a sampler both diffusers and genimg
+    draw (the others are drawn one way whatever it says), so a key holds what matters."""
+    sampler, sampling = merged["sampler"], merged["sampling"]
+    both = SAMPLERS[sampler][0] != "genimg" and draws_itself(sampler, "a1111")
+    return sampling if both else "diffusers"
+
+
+def _ensd(fields: Mapping[str, Any]) -> int:
+    """ENSD where it changes the noise: samplers that draw noise at every step from the
+    picture's generator (not A1111's Brownian tree of the SDE samplers)."""
+    sampler = fields["sampler"]
+    brownian = sampler in BROWNIAN and draws_itself(sampler, fields["sampling"])
+    return fields["eta_noise_seed_delta"] if sampler in ANCESTRAL and not brownian else 0
 
 
 def parse_defaults(raw: Any, where: Location, key_lines: Mapping[Any, int] | None = None,
@@ -253,9 +270,11 @@ def parse_image(raw: Any, where: Location, defaults: Mapping[str, Any] | None = 
         # A1111 writes neither a variation seed of strength 0 nor an unused ENSD.
         schedule_type=_schedule_type(merged, at("schedule_type")) if mode.generates else None,
         subseed=fields["subseed"] if fields["subseed_strength"] else 0,
-        eta_noise_seed_delta=(fields["eta_noise_seed_delta"] if fields["sampler"] in ANCESTRAL
-                              else 0),
         **_passes(raw, merged, mode.name, at),
+        sampling=_sampling(merged) if mode.generates else "diffusers",
+    )
+    fields.update(
+        eta_noise_seed_delta=_ensd(fields),
     )
     seed = merged.get("seed")
     if seed is None:

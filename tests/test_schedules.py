@@ -46,7 +46,7 @@ def test_a_schedule_genimg_cannot_draw_is_an_error_at_its_line():
         spec(sampler="Euler a", schedule_type="Karras")
     with pytest.raises(GenimgError, match="write 'sampler: DPM\\+\\+ 2M' with"):
         spec(sampler="DPM++ 2M Karras", schedule_type="Exponential")
-    with pytest.raises(GenimgError, match=r"Automatic \(Uniform\).*none yet"):
+    with pytest.raises(GenimgError, match=r"Automatic \(Uniform\).*none\); with 'sampling: a1111'"):
         spec(sampler="Heun", schedule_type="Automatic")
     assert spec(sampler="DPM++ 2M", schedule_type="Automatic").schedule_type == "Automatic"
 
