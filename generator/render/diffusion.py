@@ -30,7 +30,7 @@ from ..errors import GenimgError
 from ..loras import prompt_text
 from ..models import hf_hub_cache, model_missing_error
 from ..modes import IMG2IMG, MODES, TXT2IMG
-from ..samplers import scheduler_for
+from ..samplers import draws_itself, scheduler_for
 from . import memory, singlefile
 from .base import RenderTask, StepCallback
 from .device import pick_device, pick_dtype
@@ -54,7 +54,7 @@ def batch_key(task: RenderTask) -> tuple:
             spec.schedule_type, float(spec.cfg), strength, lora_set(task),
             task.vae.fingerprint if task.vae else None,
             tuple(e.fingerprint for e in task.embeddings), spec.prompt_syntax, spec.clip_skip,
-            _own_noise(spec), pass_key(task))
+            _own_noise(spec), pass_key(task), spec.sampling)
 
 
 def lora_set(task: RenderTask) -> tuple[tuple[str, float], ...]:
@@ -82,6 +82,12 @@ def plan_batches(tasks: Sequence[RenderTask], batch_size: int) -> list[list[Rend
     ordered = sorted(groups.items(), key=lambda item: first_use[item[0][0]])  # stable
     return [group[i:i + batch_size] for _, group in ordered
             for i in range(0, len(group), batch_size)]
+
+
+def _pipeline_strength(spec: ImageSpec) -> float:
+    """img2img's strength as the pipeline gets it: diffusers refuses to run 0 steps;
+    A1111 always runs at least one."""
+    return max(spec.strength, min(1.0, 1.000001 / spec.steps))
 
 
 def _fit(source: Image.Image | None, width: int, height: int) -> Image.Image:
@@ -253,9 +259,13 @@ class DiffusionRenderer:
         pipe = model.txt2img if spec.mode == TXT2IMG else model.img2img
         self.speed.fuse(pipe, bool(batch[0].loras))
         scheduler_class, overrides = scheduler_for(spec.sampler, spec.schedule_type)
-        pipe.scheduler = getattr(diffusers, scheduler_class).from_config(
-            model.scheduler_config, **overrides
-        )
+        if draws_itself(spec.sampler, spec.sampling):  # A1111's k-diffusion, genimg's loops
+            from .kscheduler import for_spec
+
+            pipe.scheduler = for_spec(spec, model.scheduler_config, _pipeline_strength(spec))
+        else:
+            pipe.scheduler = getattr(diffusers, scheduler_class).from_config(
+                model.scheduler_config, **overrides)
         sdxl = getattr(pipe, "text_encoder_2", None) is not None  # A1111: no Clip skip there
         if spec.prompt_syntax != "a1111" and (spec.clip_skip == 1 or sdxl):  # as always
             prompts = {"prompt": [prompt_text(task.spec.prompt) for task in batch],
@@ -281,8 +291,7 @@ class DiffusionRenderer:
             kwargs.update(width=spec.width, height=spec.height)
         else:
             kwargs["image"] = [_fit(task.source, spec.width, spec.height) for task in batch]
-            # diffusers refuses to run 0 steps; A1111 always runs at least one.
-            kwargs["strength"] = max(spec.strength, min(1.0, 1.000001 / spec.steps))
+            kwargs["strength"] = _pipeline_strength(spec)
         noise: Any = contextlib.nullcontext()
         if _own_noise(spec):
             from .noise import PictureNoise, drawing_from

@@ -233,8 +233,8 @@ def dpmpp_3m_sde(x: Tensor, sigmas: Tensor, noise: Noise, eta: float = 1.0) -> S
     return x
 
 
-def _third_order(denoised: Tensor, denoised_1: Tensor | None, denoised_2: Tensor | None,
-                 h: Tensor, h_1: Tensor | None, h_2: Tensor | None, h_eta: Tensor) -> Any:
+def _third_order(denoised: Tensor, denoised_1: Any, denoised_2: Any,
+                 h: Tensor, h_1: Any, h_2: Any, h_eta: Tensor) -> Any:
     """DPM++ 3M SDE's correction from the previous steps' denoised pictures."""
     if h_2 is not None:
         r0, r1 = h_1 / h, h_2 / h
