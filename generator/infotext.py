@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .metadata import format_infotext, parse_infotext
 from .modes import IMG2IMG, MODES
 from .prompts import is_plain
-from .samplers import ANCESTRAL, SAMPLERS, schedule_problem
+from .samplers import ANCESTRAL, OWN, SAMPLERS, draws_itself, schedule_problem
 from .schema import SPEC
 
 if TYPE_CHECKING:
@@ -64,6 +64,9 @@ PARAMETERS: dict[str, tuple[str, Callable[[ImageSpec, ModelRef | None], Any]]] =
         spec.hires.steps or None) if spec.hires else None),
     "hires_upscaler": ("Hires upscaler", lambda spec, model: (
         spec.hires.upscaler if spec.hires else None)),
+    # genimg's own: which loop drew a sampler both diffusers and genimg have (A1111's is
+    # k-diffusion's: an A1111 infotext, with its Version, is read as `a1111`)
+    "sampling": ("Sampling", lambda spec, model: "a1111" if spec.sampling == "a1111" else None),
 }
 #: A1111 writes the refiner when it took over, after the LoRAs (``refiner_text``).
 REFINER, REFINER_SWITCH = "Refiner", "Refiner switch at"
@@ -160,6 +163,10 @@ def read_spec(text: str) -> tuple[dict[str, Any], list[str]]:
         spec["mode"] = IMG2IMG
     if fields.get("Face restoration"):
         spec["restore_faces"] = True
+    sampler = spec.get("sampler")
+    if "Version" in fields and sampler in SAMPLERS and draws_itself(str(sampler), "a1111") \
+            and SAMPLERS[str(sampler)][0] != OWN:
+        spec["sampling"] = "a1111"  # A1111 samples with k-diffusion
     if not _schedule(fields, spec):
         dropped.add("Schedule type")
     rng = fields.get("RNG", "GPU" if "Version" in fields else None)  # A1111's default: GPU
@@ -209,7 +216,8 @@ def _schedule(fields: dict[str, str], spec: dict[str, Any]) -> bool:
     if there is one. False if genimg cannot draw that schedule."""
     schedule = spec.get("schedule_type")
     sampler = str(spec.get("sampler"))
-    if schedule is None or sampler not in SAMPLERS or not schedule_problem(sampler, schedule):
+    if schedule is None or sampler not in SAMPLERS or not schedule_problem(
+            sampler, schedule, spec.get("sampling", "diffusers")):
         return True
     del spec["schedule_type"]
     if f"{sampler} {schedule}" in SAMPLERS:

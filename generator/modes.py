@@ -49,7 +49,7 @@ _SEED = ("prompt", "negative_prompt", "sampler", "steps", "cfg", "width", "heigh
 #: Infotext parameters, in A1111's order (those left unset are not written).
 _GENERATION = ("steps", "sampler", "schedule_type", "cfg", "seed", "size", "model_hash",
                "model", "model_revision", "subseed", "subseed_strength")
-_GENERATION_TAIL = ("clip_skip", "eta_noise_seed_delta", "noise")
+_GENERATION_TAIL = ("clip_skip", "eta_noise_seed_delta", "noise", "sampling")
 #: The passes after the first (``passes``): hashed only when set, never in a derived seed
 #: (adding a hires fix or a refiner keeps the first pass's picture). The refiner's
 #: fingerprint, not its name, is in the key (``plan.key_fields``).

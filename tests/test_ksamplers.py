@@ -13,10 +13,12 @@ latents (bench/kdiffusion_oracle.py prints the table).
 from __future__ import annotations
 
 from inspect import signature
+from itertools import pairwise
 
 import pytest
 
 from tests.test_schedules import _k_diffusion
+from tests.tinymodels import tiny_model  # noqa: F401
 
 pytestmark = [pytest.mark.render,
               pytest.mark.filterwarnings("ignore:__array:DeprecationWarning")]
@@ -26,6 +28,9 @@ CFG, SEED, STEPS = 7.0, 3, 12
 #: with CFG 7 on random weights stays near 1e-5.
 TOLERANCE = 2e-4
 MEASURED: dict[str, float] = {}
+#: SD's noise schedule, as its scheduler config says it
+TINY_SCHEDULER = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
+                  "beta_schedule": "scaled_linear"}
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +93,7 @@ def _restart_oracle(sampling, model, x, sigmas, noise):
             high = int(torch.argmin(abs(sigmas - top)))
             if high < i + 1:
                 up = sampling.get_sigmas_karras(n, sigmas[i + 1].item(), sigmas[high].item())[:-1]
-                pairs += list(zip(up[:-1], up[1:], strict=True)) * times
+                pairs += list(pairwise(up)) * times
     last = None
     for old, new in pairs:
         if last is not None and last < old:
@@ -167,3 +172,154 @@ def test_step_for_step_as_k_diffusion(tiny, name, schedule, steps):
     ours = _genimg(pipe, cond, uncond, scheduler, noise, steps)
     MEASURED[f"{name} ({schedule}, {steps} steps)"] = diff = (ours - theirs).abs().max().item()
     assert diff < TOLERANCE, (name, schedule, diff, theirs.abs().max().item())
+
+
+# --- the spec: `sampling`, what genimg accepts ----------------------------------------
+
+
+def _spec(**fields):
+    from generator.errors import Location
+    from generator.specs import parse_image
+
+    return parse_image({"prompt": "a cat", "seed": 1, **fields}, Location("posts/p.md", 3),
+                       key_lines={"schedule_type": 6, "sampler": 5})
+
+
+@pytest.mark.parametrize("fields", [{"sampler": "DDIM"}, {"sampler": "UniPC"},
+                                    {"sampler": "DPM fast"}, {"sampler": "Restart"}])
+def test_sampling_is_kept_only_where_it_changes_something(fields):
+    from tests.helpers import plan_key
+
+    assert _spec(sampling="a1111", **fields).sampling == "diffusers"
+    assert plan_key(_spec(sampling="a1111", **fields), "m", None, None) == plan_key(
+        _spec(**fields), "m", None, None)
+    both = _spec(sampling="a1111", sampler="Euler a")
+    assert both.sampling == "a1111"
+    assert plan_key(both, "m", None, None) != plan_key(_spec(sampler="Euler a"), "m", None, None)
+
+
+def test_with_sampling_a1111_every_schedule_is_drawn():
+    from generator.errors import GenimgError
+
+    for sampler in ("Heun", "DPM2", "DPM++ 2M", "DPM++ SDE", "Euler a"):
+        for schedule in ("Automatic", "Uniform", "Karras", "Exponential"):
+            assert _spec(sampler=sampler, schedule_type=schedule,
+                         sampling="a1111").schedule_type == schedule
+    with pytest.raises(GenimgError, match=r"^posts/p.md:6: .*'UniPC' with the Uniform schedule "
+                       r"\(it can: Karras, Exponential\); A1111 draws it with its own sampler"):
+        _spec(sampler="UniPC", schedule_type="Uniform", sampling="a1111")
+    assert _spec(sampler="DPM fast", schedule_type="Karras").schedule_type == "Karras"
+
+
+def test_dpm_adaptive_is_refused_with_its_reason():
+    from generator.errors import GenimgError
+
+    with pytest.raises(GenimgError, match=r"^posts/p.md:5: genimg cannot draw A1111's 'DPM "
+                       r"adaptive' sampler: its step sizes depend on the picture"):
+        _spec(sampler="DPM adaptive")
+
+
+def test_ensd_is_dropped_where_the_noise_is_a_brownian_tree():
+    assert _spec(sampler="DPM++ SDE", eta_noise_seed_delta=31337).eta_noise_seed_delta == 31337
+    assert _spec(sampler="DPM++ SDE", sampling="a1111",
+                 eta_noise_seed_delta=31337).eta_noise_seed_delta == 0
+    assert _spec(sampler="DPM++ 3M SDE", eta_noise_seed_delta=5).eta_noise_seed_delta == 0
+    assert _spec(sampler="DPM++ 2S a", eta_noise_seed_delta=5).eta_noise_seed_delta == 5
+
+
+def test_an_a1111_infotext_is_read_as_k_diffusion_and_genimgs_round_trips():
+    from generator.infotext import PARAMETERS, read_spec
+
+    a1111 = "x\nSteps: 20, Sampler: Heun, Schedule type: Karras, CFG scale: 7, Seed: 1, " \
+            "Version: v1.10.1"
+    spec, unsupported = read_spec(a1111)
+    assert (spec["sampling"], spec["schedule_type"], unsupported) == ("a1111", "Karras", [])
+    assert "sampling" not in read_spec(a1111.replace("Heun", "DDIM"))[0]
+    assert "sampling" not in read_spec(a1111.replace(", Version: v1.10.1", ""))[0]
+    assert PARAMETERS["sampling"][1](_spec(sampler="Euler", sampling="a1111"), None) == "a1111"
+    assert read_spec("x\nSteps: 20, Sampler: Euler, Seed: 1, Sampling: a1111")[0][
+        "sampling"] == "a1111"
+
+
+# --- the scheduler without a UNet -----------------------------------------------------
+
+
+def test_img2img_runs_a1111s_steps_after_diffusers_placeholders():
+    """A1111 runs int(strength × steps) + 1 steps from the schedule's end; diffusers'
+    pipeline skips as many leading timesteps as its own strength says."""
+    from generator.render.kscheduler import KScheduler
+
+    scheduler = KScheduler(TINY_SCHEDULER, "Euler", "Uniform", strength=0.5,
+                           pipeline_strength=0.5)
+    scheduler.set_timesteps(10)
+    assert len(scheduler.calls) == 6 and len(scheduler.timesteps) == 5 + 6
+    assert scheduler.sigmas[0] == scheduler.all_sigmas[4] and scheduler.timesteps[5] < 999
+    heun = KScheduler(TINY_SCHEDULER, "Heun", "Uniform")
+    heun.set_timesteps(10)
+    assert len(heun.calls) == 19  # two model calls a step, one for the last
+
+
+def test_brownian_noise_is_each_pictures_own():
+    import torch
+
+    from generator.render.kscheduler import BrownianNoise
+
+    sigmas = torch.tensor([14.6, 3.0, 0.5, 0.03, 0.0])
+    x = torch.zeros((2, 4, 8, 8))
+    both = BrownianNoise(x, sigmas, [7, 8], [True, False])
+    alone = BrownianNoise(x[:1], sigmas, [7], [True])
+    cpu = BrownianNoise(x[:1], sigmas, [7], [False])
+    first, second = both(sigmas[0], sigmas[1]), alone(sigmas[0], sigmas[1])
+    assert torch.equal(first[0], second[0])
+    assert not torch.equal(second, cpu(sigmas[0], sigmas[1]))  # NV: CUDA's numbers
+    assert 0.5 < float(second.std()) < 1.5
+
+
+# --- through the renderer -------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fields", [
+    {"sampler": "DPM++ SDE", "sampling": "a1111", "noise": "nv"},
+    {"sampler": "DPM++ 2S a", "subseed": 5, "subseed_strength": 0.3, "schedule_type": "Uniform"},
+])
+def test_rendered_batched_equals_one_by_one(tiny_model, tmp_path, fields):  # noqa: F811
+    """Per-step noise (a Brownian tree, or the picture's generator) is each picture's own:
+    a batch draws what each picture alone draws."""
+    from generator.models import ModelResolver
+    from generator.render.diffusion import DiffusionRenderer
+    from tests.test_diffusion import make_config, max_diff, pixels, render_all, task
+
+    ref = ModelResolver(make_config(tmp_path, tiny_model)).model("default")
+    tasks = [task(ref, str(i), seed=100 + i, steps=3, prompt=f"a girl, {i}", **fields)
+             for i in range(2)]
+    steps: list[int] = []
+    together = render_all(DiffusionRenderer(make_config(tmp_path, tiny_model, batch_size=2)),
+                          tasks, steps)
+    single = DiffusionRenderer(make_config(tmp_path, tiny_model, batch_size=1))
+    alone = render_all(single, tasks)
+    assert sum(steps) == 2 * 3
+    for a, b in zip(together, alone, strict=True):
+        assert max_diff(a, b) <= 2
+    other = render_all(single, [task(ref, "o", seed=100, steps=3, prompt="a girl, 0",
+                                     **{**fields, "sampler": "Euler a"})])[0]
+    assert pixels(other) != pixels(together[0])
+
+
+@pytest.mark.slow
+def test_img2img_with_genimgs_sampler(tiny_model, tmp_path):  # noqa: F811
+    from PIL import Image
+
+    from generator.models import ModelResolver
+    from generator.render.diffusion import DiffusionRenderer
+    from tests.test_diffusion import make_config, pixels, render_all, task
+
+    ref = ModelResolver(make_config(tmp_path, tiny_model)).model("default")
+    red = Image.new("RGB", (64, 64), (200, 30, 30))
+    base = {"mode": "img2img", "strength": 0.5, "seed": 5, "steps": 4, "from": "parent"}
+    steps: list[int] = []
+    fast, euler = render_all(DiffusionRenderer(make_config(tmp_path, tiny_model)), [
+        task(ref, "f", red, sampler="DPM fast", **base),
+        task(ref, "e", red, sampler="Euler", sampling="a1111", **base)], steps)
+    assert sum(steps) == 2 * int(4 * 0.5) and pixels(fast) != pixels(euler)
+    assert abs(sum(fast.convert("L").tobytes()) / 64 ** 2 - 90) < 60  # red's grey is 90

@@ -77,9 +77,19 @@ class BrownianNoise:
 def _randn_like_cuda(philox: bool) -> Iterator[None]:
     """While open (if ``philox``), torchsde draws its numbers as a fresh CUDA generator
     seeded with its seed would: A1111's Brownian trees live on the GPU."""
-    if not philox:
-        yield
-        return
+    import warnings
+
+    with warnings.catch_warnings():  # sigmas as float32 tensors and as floats differ a bit
+        warnings.filterwarnings("ignore", "Should have t", UserWarning)
+        if not philox:
+            yield
+            return
+        with _philox_randn():
+            yield
+
+
+@contextmanager
+def _philox_randn() -> Iterator[None]:
     import torch
     from torchsde._brownian import brownian_interval
 
