@@ -22,6 +22,7 @@ import contextlib
 import errno
 import functools
 import io
+import struct
 import os
 import threading
 from collections.abc import Callable, Collection, Iterable
@@ -128,12 +129,21 @@ def _lossless_webp(png: bytes) -> bytes:
     with Image.open(io.BytesIO(png)) as source:
         infotext = str(source.info.get("parameters") or "")
         image = source.convert("RGB")
-    exif = Image.Exif()
-    if infotext:
-        exif.get_ifd(0x8769)[0x9286] = b"UNICODE\0" + infotext.encode("utf-16-be")
+    exif = _user_comment_exif(infotext) if infotext else Image.Exif().tobytes()
     out = io.BytesIO()
-    image.save(out, format="WEBP", lossless=True, quality=80, method=4, exif=exif.tobytes())
+    image.save(out, format="WEBP", lossless=True, quality=80, method=4, exif=exif)
     return out.getvalue()
+
+
+def _user_comment_exif(text: str) -> bytes:
+    """EXIF holding only ``text`` as a UserComment of type UNDEFINED, as piexif (A1111's
+    writer) stores it: Pillow would type it BYTE, which A1111 and piexif-based readers
+    (sd-prompt-reader) read as a tuple of numbers and give up on."""
+    comment = b"UNICODE\0" + text.encode("utf-16-be")
+    exif_ifd = 8 + 2 + 12 + 4  # after the header and IFD0's one entry
+    ifd0 = struct.pack(">H HHII I", 1, 0x8769, 4, 1, exif_ifd, 0)
+    sub = struct.pack(">H HHII I", 1, 0x9286, 7, len(comment), exif_ifd + 2 + 12 + 4, 0)
+    return b"Exif\0\0MM\0*" + struct.pack(">I", 8) + ifd0 + sub + comment
 
 
 def _card_bytes(png: bytes) -> bytes:

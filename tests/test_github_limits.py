@@ -130,6 +130,8 @@ def test_originals_as_lossless_webp_keep_pixels_and_infotext(blog: Path) -> None
             assert ImageChops.difference(png.convert("RGB"), lossless.convert("RGB")).getbbox() \
                 is None  # the same pixels
             assert _user_comment(webp) == png.info["parameters"]
+            # typed UNDEFINED, as piexif writes it (A1111, sd-prompt-reader read it so)
+            assert b"\x92\x86\x00\x07" in lossless.info["exif"]
     page = next((blog / "site" / "posts").glob("*/index.html")).read_text()
     assert f'href="/images/{stem}.webp"' in page and ">Download original WEBP</a>" in page
     webp_total = sum((images / f"{s}.webp").stat().st_size for s in pngs)

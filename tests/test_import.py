@@ -401,3 +401,17 @@ def test_a_hires_fix_picture_comes_in_as_a_spec_of_its_size(make_blog: MakeBlog,
     assert "it is 64x64, not the 96x96" in (small.why or "")
     assert "hires upscaler R-ESRGAN 4x+ is a model file" in (esrgan.why or "")
     assert build_site(root, BuildOptions()).rendered == 0
+
+
+def test_info_on_other_tools_pictures_is_one_line_naming_the_tool() -> None:
+    """sd-parsers' real files: A1111's read as a spec, every other tool's refused in one
+    line that names it (``genimg info`` goes on to the next file)."""
+    others = {name: tool for name, tool in REAL_TOOLS.items() if tool not in ("A1111", None)}
+    result = genimg("info", REAL / "automatic1111_cropped.png", REAL / "automatic1111_cropped.jpg",
+                    *(REAL / name for name in others))
+    assert result.exit_code == 1
+    assert result.stdout.count("prompt: photo of a duck") == 2 and "sampler: UniPC" in result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == len(others)
+    for line, (name, tool) in zip(lines, others.items(), strict=True):
+        assert name in line and tool in line, line
