@@ -22,8 +22,8 @@ import contextlib
 import errno
 import functools
 import io
-import struct
 import os
+import struct
 import threading
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
