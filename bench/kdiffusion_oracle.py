@@ -7,12 +7,20 @@ training dependencies:
 
     pip install --no-deps k-diffusion==0.1.1.post1 torchsde torchdiffeq trampoline
 
-Two tables: (1) each sampler's sigmas as genimg's scheduler makes them for SD 1.5's
+Two tables: (1) each sampler's sigmas as diffusers' scheduler makes them for SD 1.5's
 noise schedule against A1111's (k-diffusion's ``get_sigmas`` for Automatic,
-``get_sigmas_karras`` for Karras), max absolute difference; (2) one deterministic
-sampler step for step on the tiny random-weight UNet (tests/tinymodels.py), the same
-initial noise, sigmas and CFG through diffusers' Euler and k-diffusion's
-``sample_euler``: max absolute difference of the final latent.
+``get_sigmas_karras`` for Karras), max absolute difference; (2) every sampler step for
+step on the tiny random-weight UNet (tests/tinymodels.py), the same initial noise,
+sigmas, per-step noise and CFG through genimg's own loop (``sampling: a1111``,
+``render/ksamplers.py``) and, where genimg accepts the schedule, diffusers' scheduler
+(``sampling: diffusers``), against k-diffusion's ``sample_*``: max absolute difference
+of the final latent (tests/test_ksamplers.py asserts genimg's).
+
+The 0.023 this script once printed for diffusers' Euler was its own mistake: it gave
+diffusers ``sigmas[:-1]``, which diffusers reads as the whole schedule (its last entry
+the end), so diffusers ran 19 steps and stopped at sigma 0.029. Given the whole
+schedule, diffusers' Euler takes the same timesteps (within 6e-5) and ends within
+float rounding of k-diffusion.
 """
 
 from __future__ import annotations
@@ -82,40 +90,33 @@ def sigma_table(pipe, sampling, external) -> None:
               f"{diff:.4g} |")
 
 
-def euler_step_for_step(pipe, sampling, external) -> None:
+def step_for_step(pipe) -> None:
+    """Final latents, same noise/sigmas/CFG, against k-diffusion's samplers: genimg's own
+    loops (``sampling: a1111``) and diffusers' schedulers (``sampling: diffusers``) where
+    genimg accepts their schedule (A1111's UniPC is not k-diffusion's: no oracle)."""
+    import diffusers
     import torch
-    from diffusers import EulerDiscreteScheduler
 
-    denoiser = external.CompVisDenoiser(_Wrapped(pipe.unet, pipe.scheduler.alphas_cumprod))
-    sigmas = denoiser.get_sigmas(STEPS)
-    ids = pipe.tokenizer(["a photo of a girl", ""], padding="max_length", max_length=77,
+    from generator.samplers import EXACT_SCHEDULES, k_sampler, scheduler_for
+    from tests import test_ksamplers as oracle
+
+    ids = pipe.tokenizer(["a photo of a cat", ""], padding="max_length", max_length=77,
                          return_tensors="pt").input_ids
     with torch.no_grad():
         cond, uncond = pipe.text_encoder(ids)[0].chunk(2)
-    noise = torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(1))
-    cfg = 7.0
-
-    def model(x, sigma):
-        both = denoiser(torch.cat([x, x]), torch.cat([sigma, sigma]),
-                        cond=torch.cat([cond, uncond]))
-        c, u = both.chunk(2)
-        return u + (c - u) * cfg
-
-    with torch.no_grad():
-        theirs = sampling.sample_euler(model, noise * sigmas[0], sigmas, disable=True)
-    scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
-    scheduler.set_timesteps(sigmas=sigmas[:-1].numpy().tolist())
-    latents = noise * scheduler.init_noise_sigma
-    with torch.no_grad():
-        for t in scheduler.timesteps:
-            x = scheduler.scale_model_input(torch.cat([latents, latents]), t)
-            c, u = pipe.unet(x, t, encoder_hidden_states=torch.cat([cond, uncond])).sample.chunk(2)
-            latents = scheduler.step(u + (c - u) * cfg, t, latents).prev_sample
-    print(f"\nEuler, {STEPS} steps, A1111's Automatic sigmas given to both, CFG {cfg}: "
-          f"max |diffusers - k-diffusion| of the final latent = "
-          f"{(latents - theirs).abs().max().item():.3g} (latent scale "
-          f"{theirs.abs().max().item():.3g}); initial sigma {scheduler.init_noise_sigma:.5g} "
-          f"vs {sigmas[0].item():.5g}")
+    print("\n| sampler | schedule | steps | genimg's (sampling: a1111) | diffusers' | "
+          "latent scale |\n| --- | --- | --- | --- | --- | --- |")
+    for name, schedule, steps in oracle._cases():
+        ours, theirs = oracle.run_case(pipe, cond, uncond, name, schedule, steps)
+        theirs_diffusers = "n/a"
+        if schedule in EXACT_SCHEDULES.get(name, ()):
+            cls, options = scheduler_for(name, schedule)
+            scheduler = getattr(diffusers, cls).from_config(pipe.scheduler.config, **options)
+            other, _ = oracle.run_case(pipe, cond, uncond, *k_sampler(name, schedule), steps,
+                                       scheduler)
+            theirs_diffusers = f"{(other - theirs).abs().max().item():.3g}"
+        print(f"| {name} | {schedule} | {steps} | {(ours - theirs).abs().max().item():.3g} | "
+              f"{theirs_diffusers} | {theirs.abs().max().item():.3g} |")
 
 
 def main() -> None:
@@ -126,7 +127,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         pipe = build_tiny_pipeline(Path(work))
     sigma_table(pipe, sampling, external)
-    euler_step_for_step(pipe, sampling, external)
+    step_for_step(pipe)
 
 
 if __name__ == "__main__":

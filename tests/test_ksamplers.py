@@ -63,13 +63,13 @@ def _genimg(pipe, cond, uncond, scheduler, noise, steps):
 
     scheduler.set_timesteps(steps)
     latents = noise * scheduler.init_noise_sigma
-    generator = [torch.Generator().manual_seed(SEED)]
+    extra = ({"generator": [torch.Generator().manual_seed(SEED)]}
+             if "generator" in signature(scheduler.step).parameters else {})
     with torch.no_grad():
         for t in scheduler.timesteps:
             x = scheduler.scale_model_input(torch.cat([latents, latents]), t)
             c, u = pipe.unet(x, t, encoder_hidden_states=torch.cat([cond, uncond])).sample.chunk(2)
-            latents = scheduler.step(u + (c - u) * CFG, t, latents,
-                                     generator=generator).prev_sample
+            latents = scheduler.step(u + (c - u) * CFG, t, latents, **extra).prev_sample
     return latents
 
 
@@ -144,20 +144,19 @@ def _cases():
             ("Heun", "Karras", STEPS), ("DPM2", "Uniform", STEPS)]
 
 
-@pytest.mark.parametrize(("name", "schedule", "steps"), _cases())
-def test_step_for_step_as_k_diffusion(tiny, name, schedule, steps):
+def run_case(pipe, cond, uncond, name, schedule, steps, scheduler=None):
+    """The final latents of (genimg, k-diffusion) for A1111's sampler ``name``:
+    ``scheduler`` (default: genimg's own) driven as diffusers' pipeline drives it."""
     import torch
 
     from generator.render.ksamplers import SAMPLERS
     from generator.render.kscheduler import KScheduler, alphas_cumprod
 
     sampling, external = _k_diffusion()
-    pipe, cond, uncond = tiny
-    scheduler = KScheduler(pipe.scheduler.config, name, schedule)
+    ours = KScheduler(pipe.scheduler.config, name, schedule)
     denoiser = external.CompVisDenoiser(_Wrapped(pipe.unet, alphas_cumprod(pipe.scheduler.config)))
     sigmas = _sigmas(sampling, denoiser, schedule, steps, SAMPLERS[name][2])
-    assert (scheduler.model.schedule(schedule, steps, SAMPLERS[name][2]) - sigmas).abs().max() \
-        < 1e-5
+    assert (ours.model.schedule(schedule, steps, SAMPLERS[name][2]) - sigmas).abs().max() < 1e-5
     noise = torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(SEED + 1))
     drawn = torch.Generator().manual_seed(SEED)
 
@@ -169,7 +168,12 @@ def test_step_for_step_as_k_diffusion(tiny, name, schedule, steps):
     with torch.no_grad():
         theirs = _oracle(sampling, model, name, noise * sigmas[0], sigmas,
                          lambda _s, _n: torch.randn((1, 4, 8, 8), generator=drawn))
-    ours = _genimg(pipe, cond, uncond, scheduler, noise, steps)
+    return _genimg(pipe, cond, uncond, scheduler or ours, noise, steps), theirs
+
+
+@pytest.mark.parametrize(("name", "schedule", "steps"), _cases())
+def test_step_for_step_as_k_diffusion(tiny, name, schedule, steps):
+    ours, theirs = run_case(*tiny, name, schedule, steps)
     MEASURED[f"{name} ({schedule}, {steps} steps)"] = diff = (ours - theirs).abs().max().item()
     assert diff < TOLERANCE, (name, schedule, diff, theirs.abs().max().item())
 
