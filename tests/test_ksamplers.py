@@ -21,7 +21,9 @@ from tests.test_schedules import _k_diffusion
 from tests.tinymodels import tiny_model  # noqa: F401
 
 pytestmark = [pytest.mark.render,
-              pytest.mark.filterwarnings("ignore:__array:DeprecationWarning")]
+              pytest.mark.filterwarnings("ignore:__array:DeprecationWarning"),
+              # k-diffusion's Brownian trees (the oracle's) warn as torchsde compares floats
+              pytest.mark.filterwarnings("ignore:Should have t:UserWarning")]
 
 CFG, SEED, STEPS = 7.0, 3, 12
 #: The bound asserted: the latents' scale is ~15-50, float32 rounding over a dozen steps
