@@ -278,9 +278,10 @@ def dump_default_config(title: str) -> str:
             "language": "en",
             "author": "",
             "models": {"default": "stable-diffusion-v1-5/stable-diffusion-v1-5"},
-            # A new blog speaks A1111's dialect: its prompt syntax and its (NV) noise.
+            # A new blog speaks A1111's dialect: its prompt syntax, its (NV) noise and its
+            # samplers (k-diffusion's, step for step).
             "defaults": {"steps": 20, "cfg": 7, "sampler": "Euler a", "width": 512, "height": 512,
-                         "prompt_syntax": "a1111", "noise": "nv"},
+                         "prompt_syntax": "a1111", "noise": "nv", "sampling": "a1111"},
         },
         allow_unicode=True,
         sort_keys=False,

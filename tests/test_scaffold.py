@@ -31,6 +31,7 @@ def test_init_writes_a_blog_that_checks_and_builds(blog: Path) -> None:
     assert config["title"] == "Mon blog: test"
     # a new blog reads prompts and draws noise as A1111 does
     assert config["defaults"]["prompt_syntax"] == "a1111" and config["defaults"]["noise"] == "nv"
+    assert config["defaults"]["sampling"] == "a1111"
 
     check = genimg("check", "-C", blog)
     assert check.exit_code == 0, check.output
