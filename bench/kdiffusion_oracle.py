@@ -64,7 +64,7 @@ def sigma_table(pipe, sampling, external) -> None:
     import diffusers
     import torch
 
-    from generator.samplers import SAMPLERS
+    from generator.samplers import OWN, SAMPLERS
 
     denoiser = external.CompVisDenoiser(_Wrapped(pipe.unet, pipe.scheduler.alphas_cumprod))
     automatic = denoiser.get_sigmas(STEPS)
@@ -73,6 +73,9 @@ def sigma_table(pipe, sampling, external) -> None:
     print(f"| sampler | diffusers scheduler | A1111 schedule | max abs diff of {STEPS} sigmas |")
     print("| --- | --- | --- | --- |")
     for name, (cls, options) in SAMPLERS.items():
+        if cls == OWN:
+            print(f"| {name} | genimg's own | n/a | k-diffusion's (table 2) |")
+            continue
         scheduler = getattr(diffusers, cls).from_config(pipe.scheduler.config, **options)
         scheduler.set_timesteps(STEPS)
         ours = getattr(scheduler, "sigmas", None)
