@@ -109,16 +109,17 @@ def step_for_step(pipe) -> None:
         cond, uncond = pipe.text_encoder(ids)[0].chunk(2)
     print("\n| sampler | schedule | steps | genimg's (sampling: a1111) | diffusers' | "
           "latent scale |\n| --- | --- | --- | --- | --- | --- |")
-    for name, schedule, steps in oracle._cases():
-        ours, theirs = oracle.run_case(pipe, cond, uncond, name, schedule, steps)
+    for name, schedule, steps, v in oracle._cases():
+        ours, theirs = oracle.run_case(pipe, cond, uncond, name, schedule, steps, v)
         theirs_diffusers = "n/a"
-        if schedule in EXACT_SCHEDULES.get(name, ()):
+        if schedule in EXACT_SCHEDULES.get(name, ()) and not v:
             cls, options = scheduler_for(name, schedule)
             scheduler = getattr(diffusers, cls).from_config(pipe.scheduler.config, **options)
             other, _ = oracle.run_case(pipe, cond, uncond, *k_sampler(name, schedule), steps,
-                                       scheduler)
+                                       scheduler=scheduler)
             theirs_diffusers = f"{(other - theirs).abs().max().item():.3g}"
-        print(f"| {name} | {schedule} | {steps} | {(ours - theirs).abs().max().item():.3g} | "
+        diff = (ours - theirs).abs().max().item()
+        print(f"| {name}{' (v)' if v else ''} | {schedule} | {steps} | {diff:.3g} | "
               f"{theirs_diffusers} | {theirs.abs().max().item():.3g} |")
 
 

@@ -141,22 +141,26 @@ def _sigmas(sampling, denoiser, schedule, steps, discard):
 def _cases():
     from generator.samplers import AUTOMATIC, K_SAMPLERS
 
-    cases = [(name, AUTOMATIC.get(name, "Uniform"), STEPS) for name in K_SAMPLERS]
-    return [*cases, ("Restart", "Karras", 22), ("DPM++ 2M", "Uniform", STEPS),
-            ("Heun", "Karras", STEPS), ("DPM2", "Uniform", STEPS)]
+    cases = [(name, AUTOMATIC.get(name, "Uniform"), STEPS, False) for name in K_SAMPLERS]
+    return [*cases, ("Restart", "Karras", 22, False), ("DPM++ 2M", "Uniform", STEPS, False),
+            ("Heun", "Karras", STEPS, False), ("DPM2", "Uniform", STEPS, False),
+            ("DPM++ 2S a", "Exponential", STEPS, True)]  # a v-prediction model (SD 2.x)
 
 
-def run_case(pipe, cond, uncond, name, schedule, steps, scheduler=None):
-    """The final latents of (genimg, k-diffusion) for A1111's sampler ``name``:
-    ``scheduler`` (default: genimg's own) driven as diffusers' pipeline drives it."""
+def run_case(pipe, cond, uncond, name, schedule, steps, v=False, scheduler=None):
+    """The final latents of (genimg, k-diffusion) for A1111's sampler ``name`` (``v``: the
+    UNet read as a v-prediction model): ``scheduler`` (default: genimg's own) driven as
+    diffusers' pipeline drives it."""
     import torch
 
     from generator.render.ksamplers import SAMPLERS
     from generator.render.kscheduler import KScheduler, alphas_cumprod
 
     sampling, external = _k_diffusion()
-    ours = KScheduler(pipe.scheduler.config, name, schedule)
-    denoiser = external.CompVisDenoiser(_Wrapped(pipe.unet, alphas_cumprod(pipe.scheduler.config)))
+    config = {**pipe.scheduler.config, "prediction_type": "v_prediction" if v else "epsilon"}
+    ours = KScheduler(config, name, schedule)
+    wrapper = external.CompVisVDenoiser if v else external.CompVisDenoiser
+    denoiser = wrapper(_Wrapped(pipe.unet, alphas_cumprod(config)))
     sigmas = _sigmas(sampling, denoiser, schedule, steps, SAMPLERS[name][2])
     assert (ours.model.schedule(schedule, steps, SAMPLERS[name][2]) - sigmas).abs().max() < 1e-5
     noise = torch.randn((1, 4, 8, 8), generator=torch.Generator().manual_seed(SEED + 1))
@@ -173,10 +177,11 @@ def run_case(pipe, cond, uncond, name, schedule, steps, scheduler=None):
     return _genimg(pipe, cond, uncond, scheduler or ours, noise, steps), theirs
 
 
-@pytest.mark.parametrize(("name", "schedule", "steps"), _cases())
-def test_step_for_step_as_k_diffusion(tiny, name, schedule, steps):
-    ours, theirs = run_case(*tiny, name, schedule, steps)
-    MEASURED[f"{name} ({schedule}, {steps} steps)"] = diff = (ours - theirs).abs().max().item()
+@pytest.mark.parametrize(("name", "schedule", "steps", "v"), _cases())
+def test_step_for_step_as_k_diffusion(tiny, name, schedule, steps, v):
+    ours, theirs = run_case(*tiny, name, schedule, steps, v)
+    diff = (ours - theirs).abs().max().item()
+    MEASURED[f"{name} ({schedule}, {steps} steps{', v' if v else ''})"] = diff
     assert diff < TOLERANCE, (name, schedule, diff, theirs.abs().max().item())
 
 

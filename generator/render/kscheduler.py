@@ -16,7 +16,8 @@ Noise: the ancestral samplers draw from each picture's own generator through dif
 ``randn_tensor`` (so ``render/noise.py``'s A1111 noise, variation seeds and ENSD apply,
 and batching changes nothing); the SDE samplers use A1111's Brownian tree (torchsde),
 one per picture seeded by its seed, drawing its normal numbers as ``torch.randn`` on a
-CUDA GPU does (``noise.Philox``) with ``noise: nv``, or on the CPU with ``noise: cpu``.
+CUDA GPU does (``noise.Philox``) with ``noise: nv``, or on the CPU with ``noise: cpu``;
+the tree itself always lives on the CPU, so a picture is the same on any device.
 """
 
 from __future__ import annotations
@@ -53,9 +54,10 @@ class BrownianNoise:
         import torch
         import torchsde
 
-        self.philox = list(philox)
+        self.philox, self.device = list(philox), x.device
+        sigmas = sigmas.cpu()  # on the CPU whatever the device: the same noise everywhere
         low, high = sigmas[sigmas > 0].min(), sigmas.max()
-        w0 = torch.zeros_like(x[0])
+        w0 = torch.zeros_like(x[0], device="cpu")
         self.trees = []
         for seed, own in zip(seeds, self.philox, strict=True):
             with _randn_like_cuda(own):
@@ -64,13 +66,13 @@ class BrownianNoise:
     def __call__(self, sigma: Any, sigma_next: Any) -> Any:
         import torch
 
-        t0, t1 = torch.as_tensor(sigma), torch.as_tensor(sigma_next)
+        t0, t1 = torch.as_tensor(sigma).cpu(), torch.as_tensor(sigma_next).cpu()
         low, high, sign = (t0, t1, 1) if t0 < t1 else (t1, t0, -1)
         rows = []
         for tree, own in zip(self.trees, self.philox, strict=True):
             with _randn_like_cuda(own):
                 rows.append(tree(low, high))
-        return torch.stack(rows) * sign / (t1 - t0).abs().sqrt()
+        return (torch.stack(rows) * sign / (t1 - t0).abs().sqrt()).to(self.device)
 
 
 @contextmanager
