@@ -359,9 +359,10 @@ def test_every_pixel_key_is_covered():
     # loras, vae: keyed by their files' hashes, like model (tests/test_loras.py);
     # schedule_type is valid with some samplers only: tests/test_schedules.py has its keys;
     # hires, refiner, refiner_switch: tests/test_passes.py
+    # sampling is kept for some samplers only: tests/test_ksamplers.py has its keys
     known = set(PIXEL_VALUES) | set(PRESENTATION_KEYS) | {"mode", "from", "model", "restore_faces",
                                                           "loras", "vae", "schedule_type", "hires",
-                                                          "refiner", "refiner_switch"}
+                                                          "refiner", "refiner_switch", "sampling"}
     assert known == set(SPEC)
     assert set(DEFAULTS) <= set(SPEC)
     assert set(PIXEL_VALUES["sampler"]) <= set(SAMPLERS)
