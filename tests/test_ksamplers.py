@@ -26,9 +26,10 @@ pytestmark = [pytest.mark.render,
               pytest.mark.filterwarnings("ignore:Should have t:UserWarning")]
 
 CFG, SEED, STEPS = 7.0, 3, 12
-#: The bound asserted: the latents' scale is ~15-50, float32 rounding over a dozen steps
-#: with CFG 7 on random weights stays near 1e-5.
-TOLERANCE = 2e-4
+#: The bound asserted. The final latents' scale is ~45-60; float32 rounding (diffusers
+#: mixes CFG on the UNet's outputs, A1111 on the denoised latents) over a dozen steps with
+#: CFG 7 on random weights measured 4e-5 … 1.3e-4 (bench/README.md): about 1e-5 of it.
+TOLERANCE = 5e-4
 MEASURED: dict[str, float] = {}
 #: SD's noise schedule, as its scheduler config says it
 TINY_SCHEDULER = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
