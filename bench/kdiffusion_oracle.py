@@ -29,6 +29,7 @@ import importlib.util
 import sys
 import tempfile
 import types
+import warnings
 from pathlib import Path
 
 from _util import REPO
@@ -124,6 +125,7 @@ def step_for_step(pipe) -> None:
 
 
 def main() -> None:
+    warnings.filterwarnings("ignore", "Should have t", UserWarning)  # torchsde's float checks
     sys.path.insert(0, str(REPO))
     from tests.tinymodels import build_tiny_pipeline
 

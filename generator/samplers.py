@@ -30,6 +30,7 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "PNDM": ("PNDMScheduler", {}),
     "UniPC": ("UniPCMultistepScheduler", {}),
     "DPM++ 2S a": (OWN, {}),
+    "DPM++ 2M SDE Heun": (OWN, {}),
     "DPM++ 3M SDE": (OWN, {}),
     "DPM fast": (OWN, {}),
     "Restart": (OWN, {}),
@@ -42,7 +43,8 @@ SAMPLINGS = ("diffusers", "a1111")
 #: The k-diffusion samplers genimg draws itself (the base name of ``LMS Karras``, ``DPM++
 #: 2M Karras``: their schedule is Karras).
 K_SAMPLERS = ("Euler a", "Euler", "LMS", "Heun", "DPM2", "DPM2 a", "DPM++ 2S a", "DPM++ 2M",
-              "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 3M SDE", "DPM fast", "Restart")
+              "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 3M SDE", "DPM fast",
+              "Restart")
 #: A1111 samplers genimg refuses, and why.
 REFUSED = {"DPM adaptive": "its step sizes depend on the picture (an error estimate at each "
                            "step), and genimg's pipelines run a number of model calls known "
@@ -54,7 +56,7 @@ ANCESTRAL = ("Euler a", "DPM2 a", "DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2S a", "DP
              "Restart")
 #: With ``sampling: a1111``, the SDE samplers' noise is A1111's Brownian tree, seeded by
 #: the picture's seed alone: ENSD changes nothing there.
-BROWNIAN = ("DPM++ SDE", "DPM++ 2M SDE", "DPM++ 3M SDE")
+BROWNIAN = ("DPM++ SDE", "DPM++ 2M SDE", "DPM++ 2M SDE Heun", "DPM++ 3M SDE")
 
 #: A1111 >= 1.9's ``Schedule type``s genimg renders. ``Automatic`` is each sampler's own
 #: (``AUTOMATIC``); the others give diffusers' schedulers these options.
@@ -68,7 +70,8 @@ SCHEDULE_TYPES = ("Automatic", *SCHEDULE_OPTIONS)
 #: not named here.
 AUTOMATIC = {"DPM++ 2M": "Karras", "DPM++ SDE": "Karras", "DPM++ 2M SDE": "Exponential",
              "DPM2": "Karras", "DPM2 a": "Karras", "DPM++ 2S a": "Karras",
-             "DPM++ 3M SDE": "Exponential", "Restart": "Karras"}
+             "DPM++ 2M SDE Heun": "Exponential", "DPM++ 3M SDE": "Exponential",
+             "Restart": "Karras"}
 #: The schedules whose sigmas genimg's scheduler for the sampler makes as k-diffusion
 #: makes them for A1111 (tests/test_schedules.py compares them): a sampler and schedule
 #: not listed is refused rather than drawn with other sigmas.

@@ -121,11 +121,13 @@ def _oracle(sampling, model, name, x, sigmas, noise):
         return sampling.sample_dpm_fast(model, x, sigmas[-2].item(), sigmas[0].item(),
                                         len(sigmas) - 1, disable=True, eta=1.0,
                                         noise_sampler=noise)
-    if name in ("DPM++ SDE", "DPM++ 2M SDE", "DPM++ 3M SDE"):
+    if "SDE" in name:
         low, high = sigmas[sigmas > 0].min(), sigmas.max()
         noise = sampling.BrownianTreeNoiseSampler(x, low, high, seed=[SEED])
-    function = getattr(sampling, "sample_" + functions[name])
+    function = getattr(sampling, "sample_" + functions[name.removesuffix(" Heun")])
     extra = {"noise_sampler": noise} if "noise_sampler" in signature(function).parameters else {}
+    if name.endswith(" Heun"):
+        extra["solver_type"] = "heun"
     with torch.no_grad():
         return function(model, x, sigmas, disable=True, **extra)
 

@@ -16,6 +16,7 @@ steps depend on the picture, is therefore not here.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Generator
@@ -192,8 +193,10 @@ def dpmpp_2m(x: Tensor, sigmas: Tensor, noise: Noise) -> Sampling:
     return x
 
 
-def dpmpp_2m_sde(x: Tensor, sigmas: Tensor, noise: Noise, eta: float = 1.0) -> Sampling:
-    """DPM++ 2M SDE with k-diffusion's default midpoint solver (A1111's ``DPM++ 2M SDE``)."""
+def dpmpp_2m_sde(x: Tensor, sigmas: Tensor, noise: Noise, eta: float = 1.0,
+                 heun: bool = False) -> Sampling:
+    """DPM++ 2M SDE with k-diffusion's midpoint solver (A1111's ``DPM++ 2M SDE``) or its
+    Heun solver (``DPM++ 2M SDE Heun``)."""
     old_denoised, h_last, h = None, None, None
     for i in range(len(sigmas) - 1):
         denoised = yield x, sigmas[i]
@@ -207,7 +210,11 @@ def dpmpp_2m_sde(x: Tensor, sigmas: Tensor, noise: Noise, eta: float = 1.0) -> S
                  + (-h - eta_h).expm1().neg() * denoised)
             if old_denoised is not None:
                 r = h_last / h
-                x = x + 0.5 * (-h - eta_h).expm1().neg() * (1 / r) * (denoised - old_denoised)
+                if heun:
+                    x = x + (((-h - eta_h).expm1().neg() / (-h - eta_h) + 1) * (1 / r)
+                             * (denoised - old_denoised))
+                else:
+                    x = x + 0.5 * (-h - eta_h).expm1().neg() * (1 / r) * (denoised - old_denoised)
             x = x + (noise(sigmas[i], sigmas[i + 1]) * sigmas[i + 1]
                      * (-2 * eta_h).expm1().neg().sqrt())
         old_denoised, h_last = denoised, h
@@ -430,6 +437,7 @@ SAMPLERS: dict[str, tuple[Callable[..., Sampling], str | None, bool]] = {
     "DPM++ 2M": (dpmpp_2m, None, False),
     "DPM++ SDE": (dpmpp_sde, "brownian", False),
     "DPM++ 2M SDE": (dpmpp_2m_sde, "brownian", False),
+    "DPM++ 2M SDE Heun": (functools.partial(dpmpp_2m_sde, heun=True), "brownian", False),
     "DPM++ 3M SDE": (dpmpp_3m_sde, "brownian", True),
     "DPM fast": (dpm_fast, "ancestral", False),
     "Restart": (restart, "ancestral", False),
