@@ -180,6 +180,7 @@ def run_case(pipe, cond, uncond, name, schedule, steps, v=False, scheduler=None)
     return _genimg(pipe, cond, uncond, scheduler or ours, noise, steps), theirs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "schedule", "steps", "v"), _cases())
 def test_step_for_step_as_k_diffusion(tiny, name, schedule, steps, v):
     ours, theirs = run_case(*tiny, name, schedule, steps, v)
