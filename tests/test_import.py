@@ -158,12 +158,17 @@ def test_a1111_parameters_genimg_cannot_redo_make_a_plain_picture(tmp_path: Path
     picture = readers.read_picture(P.png(tmp_path / "a.png", {"parameters": hires}))
     assert adopt(picture).spec["hires"] == {"scale": 2.0, "denoise": 0.7,  # a hires fix is read
                                             "upscaler": "Latent"}
+    karras = OLD_MAN.replace("Version:", "Schedule type: Karras, Version:")
+    dpm2 = readers.read_picture(P.png(tmp_path / "c.png", {"parameters": karras.replace(
+        "Sampler: Euler a", "Sampler: DPM2")}))
+    spec = adopt(dpm2).spec  # genimg's own k-diffusion loop draws it as A1111 did
+    assert spec is not None and spec["sampling"] == "a1111" and spec["schedule_type"] == "Karras"
     for text, why in (
             (hires.replace("Version:", "Hires sampler: DDIM, Version:"), "Hires sampler"),
             (OLD_MAN.replace("Version:", "Refiner: xl [0123456789], Refiner switch at: 0.8, "
                              "Version:"), "refiner"),
-            (OLD_MAN.replace("Version:", "Schedule type: Karras, Version:").replace(
-                "Sampler: Euler a", "Sampler: DPM2"), "Schedule type"),
+            (karras.replace("Sampler: Euler a", "Sampler: UniPC").replace("Karras", "Uniform"),
+             "Schedule type"),
             ("a [cat:dog:0.5]\n" + OLD_MAN.split("\n")[-1], "prompt editing")):
         picture = readers.read_picture(P.png(tmp_path / "b.png", {"parameters": text}))
         assert why in (adopt(picture).why or ""), text
