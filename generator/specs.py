@@ -18,7 +18,7 @@ from .loras import split_prompt
 from .modes import MODES, RESTORE, TXT2IMG
 from .passes import Hires, hires_of, target
 from .prompts import unsupported
-from .samplers import ANCESTRAL, BROWNIAN, SAMPLERS, draws_itself, schedule_problem
+from .samplers import ANCESTRAL, BROWNIAN, OWN, SAMPLERS, draws_itself, schedule_problem
 from .schema import PRESENTATION_KEYS, SIZE_MAX, SIZE_MIN, SPEC, check_keys, defaults_of
 
 T = TypeVar("T")
@@ -157,12 +157,12 @@ def _a1111_prompt(merged: Mapping[str, Any], name: str, where: Location) -> str:
     return "\n".join(line.strip() for line in text.strip().split("\n"))
 
 
-def _schedule_type(merged: Mapping[str, Any], where: Location) -> str | None:
+def _schedule_type(merged: Mapping[str, Any], sampling: str, where: Location) -> str | None:
     """The spec's ``schedule_type``, if genimg draws it with A1111's sigmas."""
     schedule_type = merged.get("schedule_type")
     if schedule_type is None:
         return None
-    problem = schedule_problem(merged["sampler"], schedule_type, _sampling(merged))
+    problem = schedule_problem(merged["sampler"], schedule_type, sampling)
     if problem:
         raise where.error(f"'schedule_type: {schedule_type}': {problem}")
     return str(schedule_type)
@@ -195,12 +195,21 @@ def _passes(raw: Mapping[str, Any], merged: Mapping[str, Any], mode: str,
     return {"hires": hires, "refiner": refiner, "refiner_switch": switch}
 
 
-def _sampling(merged: Mapping[str, Any]) -> str:
+def _sampling(merged: Mapping[str, Any], passes: Mapping[str, Any],
+              at: Callable[[str], Location]) -> str:
     """``sampling`` where it changes something: only for a sampler both diffusers and genimg
-    draw (the others are drawn one way whatever it says), so a key holds what matters."""
+    draw (the others are drawn one way whatever it says), so a key holds what matters. A
+    hires fix or a refiner runs diffusers' schedulers (``render/passes.py``): there it is
+    ``diffusers``, and a sampler only genimg draws is an error."""
     sampler, sampling = merged["sampler"], merged["sampling"]
-    both = SAMPLERS[sampler][0] != "genimg" and draws_itself(sampler, "a1111")
-    return sampling if both else "diffusers"
+    own = SAMPLERS[sampler][0] == OWN
+    second = next((name for name in ("hires", "refiner") if passes[name] is not None), None)
+    if second is not None and own:
+        raise at("sampler").error(
+            f"'sampler: {sampler}' is drawn by genimg's own k-diffusion loop, which does not "
+            f"run a second pass ('{second}') yet: choose a sampler diffusers also has")
+    both = not own and draws_itself(sampler, "a1111")
+    return sampling if both and second is None else "diffusers"
 
 
 def _ensd(fields: Mapping[str, Any]) -> int:
@@ -259,6 +268,8 @@ def parse_image(raw: Any, where: Location, defaults: Mapping[str, Any] | None = 
 
     fields: dict[str, Any] = {name: (key.convert(merged[name]) if key.convert else merged[name])
                               for name, key in SPEC.items() if name in DEFAULTS}
+    passes = _passes(raw, merged, mode.name, at)
+    sampling = _sampling(merged, passes, at) if mode.generates else "diffusers"
     fields.update(
         loras=_loras(prompt, merged.get("loras") or {}, at) if mode.generates else (),
         vae=merged.get("vae") if mode.generates else None,
@@ -268,10 +279,11 @@ def parse_image(raw: Any, where: Location, defaults: Mapping[str, Any] | None = 
         source=source,
         # Settings without effect are not kept, so the key is what the infotext says:
         # A1111 writes neither a variation seed of strength 0 nor an unused ENSD.
-        schedule_type=_schedule_type(merged, at("schedule_type")) if mode.generates else None,
+        schedule_type=(_schedule_type(merged, sampling, at("schedule_type")) if mode.generates
+                       else None),
         subseed=fields["subseed"] if fields["subseed_strength"] else 0,
-        **_passes(raw, merged, mode.name, at),
-        sampling=_sampling(merged) if mode.generates else "diffusers",
+        **passes,
+        sampling=sampling,
     )
     fields.update(
         eta_noise_seed_delta=_ensd(fields),

@@ -228,6 +228,19 @@ def test_with_sampling_a1111_every_schedule_is_drawn():
     assert _spec(sampler="DPM fast", schedule_type="Karras").schedule_type == "Karras"
 
 
+def test_a_second_pass_runs_diffusers_schedulers():
+    """The hires fix and the refiner (render/passes.py) sample with diffusers' schedulers:
+    there ``sampling`` is dropped, and a sampler only genimg draws is an error."""
+    from generator.errors import GenimgError
+
+    hires = {"hires": {"scale": 1.5, "upscaler": "Lanczos"}}
+    assert _spec(sampler="DPM++ 2M", sampling="a1111", **hires).sampling == "diffusers"
+    with pytest.raises(GenimgError, match=r"^posts/p.md:5: 'sampler: DPM fast' is drawn by "
+                       r"genimg's own k-diffusion loop, which does not run a second pass "
+                       r"\('hires'\) yet"):
+        _spec(sampler="DPM fast", **hires)
+
+
 def test_dpm_adaptive_is_refused_with_its_reason():
     from generator.errors import GenimgError
 
