@@ -164,8 +164,9 @@ def read_spec(text: str) -> tuple[dict[str, Any], list[str]]:
     if fields.get("Face restoration"):
         spec["restore_faces"] = True
     sampler = spec.get("sampler")
+    second_pass = "hires" in spec or "Refiner" in fields  # drawn with diffusers' schedulers
     if "Version" in fields and sampler in SAMPLERS and draws_itself(str(sampler), "a1111") \
-            and SAMPLERS[str(sampler)][0] != OWN:
+            and SAMPLERS[str(sampler)][0] != OWN and not second_pass:
         spec["sampling"] = "a1111"  # A1111 samples with k-diffusion
     if not _schedule(fields, spec):
         dropped.add("Schedule type")

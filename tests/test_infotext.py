@@ -86,8 +86,11 @@ def test_an_a1111_infotext_reads_back_and_names_what_genimg_lacks():
         "sampler": "DPM++ 2M", "schedule_type": "Karras", "cfg": 6.5,
         "model": "v1-5-pruned-emaonly", "clip_skip": 2, "subseed": 42, "subseed_strength": 0.25,
         "eta_noise_seed_delta": 31337, "width": 512, "height": 768, "noise": "nv",
-        "hires": {"scale": 2.0, "steps": 10, "denoise": 0.45, "upscaler": "Latent"},
-        "sampling": "a1111"}  # A1111 samples with k-diffusion
+        "hires": {"scale": 2.0, "steps": 10, "denoise": 0.45, "upscaler": "Latent"}}
+    # A1111 samples with k-diffusion, but genimg's second passes run diffusers' schedulers
+    assert "sampling" not in spec
+    assert read_spec(A1111_HIRES.replace("Hires upscale", "Hires-upscale"))[0][
+        "sampling"] == "a1111"
     assert unsupported_fields == ["Lora hashes"]
     assert "mode" not in spec  # a hires fix is not an img2img
     parse_image(spec, WHERE)  # and genimg accepts what it printed
