@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,30 +37,12 @@ def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
     cache anyway (``site/``, thumbnails, build state), where thousands of fsyncs made
     a cold build several times slower.
     """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    except OSError as exc:
-        _raise_if_full(exc, path)
-        raise
-    try:
-        try:
-            os.fchmod(fd, 0o666 & ~_UMASK)
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            _raise_if_full(exc, path)
-        raise
+    with _replacing(path) as fd:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if durable:
+            os.fsync(fd)
 
 
 def copy_atomic(source: Path, path: Path) -> None:
@@ -69,6 +52,15 @@ def copy_atomic(source: Path, path: Path) -> None:
     clone that costs no data. Either way ``path`` is its own file: writing or deleting it
     never changes ``source`` (a hard link would). ``shutil.copyfileobj`` where the kernel
     cannot (another filesystem on an old kernel, no such call)."""
+    with _replacing(path) as fd, open(source, "rb") as src:
+        _copy_fd(src.fileno(), fd, os.fstat(src.fileno()).st_size)
+
+
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[int]:
+    """A temp file beside ``path`` (the usual ``0o666 & ~umask`` mode) to write through
+    the yielded descriptor; renamed over ``path`` if the block ends well, else removed.
+    ``DiskFull`` names ``path`` when the disk fills."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
@@ -78,8 +70,7 @@ def copy_atomic(source: Path, path: Path) -> None:
     try:
         try:
             os.fchmod(fd, 0o666 & ~_UMASK)
-            with open(source, "rb") as src:
-                _copy_fd(src.fileno(), fd, os.fstat(src.fileno()).st_size)
+            yield fd
         finally:
             os.close(fd)
         os.replace(tmp, path)
