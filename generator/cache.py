@@ -59,6 +59,43 @@ class Brief:
     preview: bool | None  # None: the sidecar does not say
 
 
+class _LocalTable:
+    """A machine-local JSON map under the cache's ``state/``: read on first use (once, even
+    from the threads that verify), written back by ``save`` only if a row changed. None
+    there yet, or damaged: it is learnt again."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._rows: dict[str, list] | None = None
+        self._dirty = False
+        self._lock = threading.Lock()
+
+    def _loaded(self) -> dict[str, list]:
+        with self._lock:
+            if self._rows is None:
+                self._rows = read_json_dict(self.path)
+            return self._rows
+
+    def get(self, key: str) -> list | None:
+        return self._loaded().get(key)
+
+    def put(self, key: str, row: list | None) -> None:
+        """Set ``key``'s row (None: forget it)."""
+        rows = self._loaded()
+        if rows.get(key) != row:
+            if row is None:
+                rows.pop(key, None)
+            else:
+                rows[key] = row
+            self._dirty = True
+
+    def save(self) -> None:
+        if self._dirty and self._rows is not None:
+            data = json.dumps(self._rows, separators=(",", ":")).encode()
+            write_atomic(self.path, data, durable=False)
+            self._dirty = False
+
+
 class Cache:
     """The store; safe against kills, and against a second build by ``lock()``."""
 
@@ -68,11 +105,9 @@ class Cache:
         self._objects = str(self.objects)
         self._briefs: dict[str, Brief | None] = {}  # looked up by this instance
         self._checked: set[str] = set()  # PNG hash verified by this instance
-        self._index: dict[str, list] | None = None  # key -> [sidecar stamp (3), Brief (4)]
-        self._index_dirty = False
-        self._stamps: dict[str, list] | None = None  # key -> PNG stamp when hashed
-        self._stamps_dirty = False
-        self._stamps_lock = threading.Lock()
+        # key -> [sidecar stamp (3), Brief (4)]; key -> PNG stamp when its hash was checked
+        self._index = _LocalTable(cache_dir / INDEX_NAME)
+        self._stamps = _LocalTable(cache_dir / VERIFIED_NAME)
 
     def paths(self, key: str) -> tuple[Path, Path]:
         folder = self.objects / key[:2]
@@ -116,7 +151,7 @@ class Cache:
             self._remember(key, [], None)
             return None
         stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
-        row = self._load_index().get(key)
+        row = self._index.get(key)
         brief = _brief_of(row) if isinstance(row, list) and row[:3] == stamp else None
         if brief is None:
             meta = self.meta(key)
@@ -127,31 +162,13 @@ class Cache:
         return brief
 
     def _remember(self, key: str, stamp: list[int], brief: Brief | None) -> None:
-        index = self._load_index()
         row = [*stamp, brief.width, brief.height, brief.png_size, brief.preview] if brief else None
-        if index.get(key) != row:
-            if row is None:
-                index.pop(key, None)
-            else:
-                index[key] = row
-            self._index_dirty = True
-
-    def _load_index(self) -> dict[str, list]:
-        if self._index is None:
-            # none yet, or damaged: the sidecars are parsed again
-            self._index = read_json_dict(self.dir / INDEX_NAME)
-        return self._index
+        self._index.put(key, row)
 
     def save_index(self) -> None:
         """Persist what ``brief`` and ``verify`` learnt (call while holding ``lock()``)."""
-        if self._index_dirty and self._index is not None:
-            data = json.dumps(self._index, separators=(",", ":")).encode()
-            write_atomic(self.dir / INDEX_NAME, data, durable=False)
-            self._index_dirty = False
-        if self._stamps_dirty and self._stamps is not None:
-            data = json.dumps(self._stamps, separators=(",", ":")).encode()
-            write_atomic(self.dir / VERIFIED_NAME, data, durable=False)
-            self._stamps_dirty = False
+        self._index.save()
+        self._stamps.save()
 
     def verify(self, key: str, again: bool = True) -> None:
         """Raise CorruptEntry if the entry is incomplete or its PNG does not match its hash.
@@ -165,27 +182,15 @@ class Cache:
             return
         if not again and self.has(key):
             stamp = _stamp(self.paths(key)[0])
-            if stamp is not None and self._load_stamps().get(key) == stamp:
+            if stamp is not None and self._stamps.get(key) == stamp:
                 self._checked.add(key)
                 return
         self._verified(key)
 
-    def _load_stamps(self) -> dict[str, list]:
-        with self._stamps_lock:  # verified in threads: read once
-            if self._stamps is None:
-                self._stamps = read_json_dict(self.dir / VERIFIED_NAME)
-            return self._stamps
-
     def _stamped(self, key: str, stamp: list[int] | None) -> None:
         if stamp is not None and time.time_ns() - stamp[2] < RACY_NS:
             stamp = None  # changed just now: a write in the same clock tick would not show
-        stamps = self._load_stamps()
-        if stamps.get(key) != stamp:
-            if stamp is None:
-                stamps.pop(key, None)
-            else:
-                stamps[key] = stamp
-            self._stamps_dirty = True
+        self._stamps.put(key, stamp)
 
     def read_bytes(self, key: str) -> bytes:
         """The PNG bytes of an entry, verified in the same read.
