@@ -35,6 +35,7 @@ from .plan import Plan, Planner
 from .progress import Progress
 from .rendering import Interrupted, render_misses
 from .specs import ImageSpec
+from .stamp import BuildStamp, Inputs, scan_inputs
 from .state import PageState, PostCache
 
 __all__ = ["BuildMemory", "BuildOptions", "BuildReport", "Interrupted", "LoadedSite",
@@ -63,6 +64,7 @@ class BuildReport:
     site_bytes: int | None = None  # measured when pictures were written or files removed
     seconds: float = 0.0
     preview: bool = False
+    unchanged: bool = False  # nothing read or written changed since the last build
 
 
 @dataclass
@@ -93,13 +95,14 @@ class LoadedSite:
 
 
 def load_site(root: Path, options: BuildOptions = BuildOptions(),
-              memory: BuildMemory | None = None) -> LoadedSite:
+              memory: BuildMemory | None = None, config: SiteConfig | None = None
+              ) -> LoadedSite:
     """Read config and posts and plan every picture; raises GenimgError on bad input.
 
     Posts unchanged since the last build come from its state; only ``build_site``
     (holding the lock) saves what was parsed anew.
     """
-    config = load_config(root)
+    config = config or load_config(root)
     if not config.posts_dir.is_dir():
         raise GenimgError(f"no posts folder: {config.posts_dir}", config.file or root)
     post_cache = PostCache(config.cache_dir, config.defaults, config.grid_limit)
@@ -120,9 +123,16 @@ def build_site(root: Path, options: BuildOptions = BuildOptions(),
     """Build the blog at ``root`` into its output folder (``memory``: what an earlier
     build of this process learnt, see ``BuildMemory``)."""
     started = time.perf_counter()
+    config = load_config(root)
+    stamp = BuildStamp(config, options.preview, options.drafts)
+    last = stamp.unchanged()
+    if last is not None:
+        return BuildReport(posts=last["posts"], pictures=last["pictures"],
+                           preview=options.preview, unchanged=True,
+                           seconds=time.perf_counter() - started)
+    inputs = scan_inputs(config)  # before reading: an edit made meanwhile is seen next time
     with _gc_paused():
-        site = load_site(root, options, memory)
-    config = site.config
+        site = load_site(root, options, memory, config)
     report = BuildReport(posts=len(site.posts), preview=options.preview,
                          pictures=len(set(site.plan.shown_key.values())))
     if _where(config, options).wanted and not options.frozen:
@@ -150,16 +160,18 @@ def build_site(root: Path, options: BuildOptions = BuildOptions(),
                                                 options.preview, progress or Progress(), pool)
         site.resolver.save()
         with _gc_paused():
-            _write_everything(site, cache, options, present, folders, report, log)
+            _write_everything(site, cache, options, present, folders, report, log,
+                              (stamp, inputs))
     report.seconds = time.perf_counter() - started
     return report
 
 
 def _write_everything(site: LoadedSite, cache: Cache, options: BuildOptions,
                       present: dict[str, os.DirEntry], folders: list[str],
-                      report: BuildReport, log: Callable[[str], None]) -> None:
+                      report: BuildReport, log: Callable[[str], None],
+                      stamped: tuple[BuildStamp, Inputs]) -> None:
     """Web images, pages, static files, the search index into the site; then save the
-    build state."""
+    build state, the stamp last."""
     config, out = site.config, site.config.output_dir
     output.mark_owned(out)
     figures = Figures(site.posts, site.plan, cache, options.preview, config.originals,
@@ -176,6 +188,7 @@ def _write_everything(site: LoadedSite, cache: Cache, options: BuildOptions,
     pages, kept, inputs = render_changed_pages(config, site.posts, site.post_cache, figures,
                                                options.preview, present, page_state,
                                                with_search)
+    compared = set(pages) | kept  # files whose content a build checks, not only their name
     if with_search:
         index, kept_index = search.search_files(config, site.posts, figures,
                                                 PageRenderer(config, figures).url, present)
@@ -203,6 +216,10 @@ def _write_everything(site: LoadedSite, cache: Cache, options: BuildOptions,
     page_state.save()
     site.post_cache.save()
     cache.save_index()
+    stamp, scanned = stamped
+    compared.update(rel for rel in files if rel not in pages)
+    stamp.save(scanned, site.resolver, site.plan, files.keys() | web_files | kept, compared,
+               {"posts": report.posts, "pictures": report.pictures})
 
 
 def _where(config: SiteConfig, options: BuildOptions) -> Where:

@@ -112,6 +112,7 @@ def build(blog: Path, preview: bool, frozen: bool, drafts: bool, lock_wait: floa
         f"{report.rendered}, wrote {report.files_written} files, removed "
         f"{report.files_removed} in {report.seconds:.2f}s"
         + (f"; site {report.site_bytes / 1e6:.1f} MB" if report.site_bytes is not None else "")
+        + ("; nothing changed" if report.unchanged else "")
     )
 
 

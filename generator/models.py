@@ -13,9 +13,10 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .atomic import read_json_dict, write_atomic
 from .config import FaceRestorerConfig, ModelConfig, SiteConfig
@@ -159,6 +160,7 @@ class ModelResolver:
         self._restorer: FaceRestorerRef | None = None
         self._loras: dict[str, FileRef] = {}
         self._embeddings: dict[str, Path] | None = None
+        self._embedding_fps: dict[str, str] = {}  # embedding name -> fingerprint, as used
 
     def known_names(self) -> list[str]:
         stems = {f.stem for folder in self.checkpoint_folders() for f in folder.rglob("*")
@@ -381,9 +383,9 @@ class ModelResolver:
                                                     or base.name == "models")]
 
     def _embedding(self, name: str, path: Path) -> FileRef:
-        if self.preview:
-            return FileRef(name, str(path), PREVIEW_FINGERPRINT)
-        return FileRef(name, str(path), "sha256:" + self.hasher.hash(path))
+        fp = PREVIEW_FINGERPRINT if self.preview else "sha256:" + self.hasher.hash(path)
+        self._embedding_fps[name] = fp
+        return FileRef(name, str(path), fp)
 
     def lora_folders(self) -> list[Path]:
         return self.add_on_folders("lora")
@@ -451,6 +453,38 @@ class ModelResolver:
         files = [p.relative_to(self.config.root).as_posix() if p.is_relative_to(self.config.root)
                  else str(p) for p in (face.model, face.detection, face.parsing)]
         return "face_restorer = " + ", ".join(files)
+
+    def resolved(self) -> dict[str, Any]:
+        """Every name this resolver was asked for, with the fingerprint it gave, as JSON
+        data (for the build stamp, ``resolves_as``)."""
+        return {"models": {name: ref.fingerprint for name, ref in self._resolved.items()},
+                "add_ons": {key: ref.fingerprint for key, ref in self._loras.items()},
+                "embeddings": None if self._embeddings is None else {
+                    name: str(path) for name, path in self._embeddings.items()},
+                "used_embeddings": dict(self._embedding_fps),
+                "restorer": None if self._restorer is None else self._restorer.fingerprint}
+
+    def resolves_as(self, resolved: Mapping[str, Any]) -> bool:
+        """Whether the names of ``resolved()`` resolve to the same fingerprints now (a
+        file changed, appeared or went away: not)."""
+        try:
+            if any(self.model(name).fingerprint != fp
+                   for name, fp in resolved["models"].items()):
+                return False
+            if any(self.add_on(*key.split(": ", 1)).fingerprint != fp
+                   for key, fp in resolved["add_ons"].items()):
+                return False
+            if resolved["embeddings"] is not None:
+                self.embeddings_in(())
+                found = self._embeddings or {}
+                if {name: str(path) for name, path in found.items()} != resolved["embeddings"] \
+                        or any(self._embedding(name, found[name]).fingerprint != fp
+                        for name, fp in resolved["used_embeddings"].items()):
+                    return False
+            return resolved["restorer"] is None or self.restorer().fingerprint == \
+                resolved["restorer"]
+        except (GenimgError, OSError, KeyError, TypeError, ValueError, AttributeError):
+            return False
 
     def save(self) -> None:
         """Persist file hashes and fingerprints (only if they changed)."""

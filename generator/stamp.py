@@ -1,0 +1,165 @@
+"""The build stamp: whether anything a build reads or writes changed since the last
+complete build, told by ``stat`` alone, so a rebuild with nothing to do neither reads
+nor plans a single post (issue 20: a no-change rebuild of 10,000 posts under 2 s).
+
+``state/stamp.json`` holds, for the options and code it was built with:
+
+- inputs: ``genimg.yaml``, every post, every theme file (size, mtime, ctime, inode),
+  stat-ed *before* the build read them, so an edit made while a build runs is seen by
+  the next one. A file whose mtime lies within ``RACY_NS`` of that moment could hide
+  a second write in the same clock tick (git's "racily clean" files): it is recorded
+  as never matching;
+- what planning resolved: each model, LoRA, VAE, upscaler, embedding and face
+  restorer name with its fingerprint, and each ``from:`` file with its hash. They are
+  resolved again to compare (``ModelResolver.resolves_as``; file hashes are
+  remembered by stat, so this is cheap), never trusted by name;
+- outputs: the mtime of every folder of the site and of the cache's ``objects/``
+  (every write of a build is a rename into a folder, every removal an unlink: both
+  change that folder's mtime, so a build that was interrupted or failed halfway
+  leaves folders that no longer match), and the stat of each site file a build
+  compares by content (pages, static files, copies), so an edit of one in place is
+  repaired as a full build would repair it.
+
+Like all build state it is a hint: missing, damaged or written for other options or
+other code, it only means a full build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .config import SiteConfig
+from .content import find_posts
+from .models import ModelResolver
+from .pages import theme_dirs
+from .plan import Plan
+from .state import STATE_DIR, code_digest, read_state, write_state
+
+#: Files changed this close to a scan may have changed twice within one mtime tick
+#: (ext4's coarse clock ticks every few ms; FAT's every 2 s).
+RACY_NS = 2_000_000_000
+#: What a stamp must have been made with: libraries that shape the pages and index.
+_LIBRARIES = ("jinja2", "markdown", "pyyaml", "pillow", "pagefind", "pagefind-bin",
+              "pagefind-bin-extended")
+
+
+def _signature(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _versions() -> list[str | None]:
+    found: list[str | None] = []
+    for name in _LIBRARIES:
+        try:
+            found.append(metadata.version(name))
+        except metadata.PackageNotFoundError:
+            found.append(None)
+    return found
+
+
+@dataclass
+class Inputs:
+    """What a build is about to read, stat-ed before it reads it."""
+
+    files: dict[str, list[int] | None]  # genimg.yaml, posts and theme files
+    scanned_ns: int
+
+    def recorded(self) -> dict[str, Any]:
+        """As saved: a racily clean file as 0, which no later scan equals."""
+        horizon = self.scanned_ns - RACY_NS
+        return {path: 0 if sig is None or sig[1] >= horizon else sig
+                for path, sig in self.files.items()}
+
+
+def scan_inputs(config: SiteConfig) -> Inputs:
+    scanned_ns = time.time_ns()
+    paths = [str(config.file)] if config.file else []
+    if config.posts_dir.is_dir():
+        paths += map(str, find_posts(config.posts_dir))
+    for theme in theme_dirs(config):
+        for folder, _, names in os.walk(theme):
+            paths += (os.path.join(folder, name) for name in names)
+    return Inputs({path: _signature(path) for path in paths}, scanned_ns)
+
+
+class BuildStamp:
+    """The last complete build's stamp, for these options (``preview``, ``drafts``)."""
+
+    def __init__(self, config: SiteConfig, preview: bool, drafts: bool):
+        self.config = config
+        self.preview = preview
+        self.path = config.cache_dir / STATE_DIR / "stamp.json"
+        self.context = f"{code_digest()} {_versions()} preview={preview} drafts={drafts}"
+
+    def unchanged(self) -> dict[str, Any] | None:
+        """The last build's report (posts, pictures) if nothing it read or wrote has
+        changed since; else None."""
+        stamp = read_state(self.path, self.context)
+        try:
+            if (not stamp
+                    or stamp["inputs"] != scan_inputs(self.config).files
+                    or stamp["outputs"] != self._outputs(stamp["outputs"]["folders"],
+                                                         stamp["outputs"]["files"])
+                    or not self._resolves_as(stamp["resolved"], stamp["sources"])):
+                return None
+            report = stamp["report"]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None  # damaged: a full build
+        return report if isinstance(report, dict) else None
+
+    def _resolves_as(self, resolved: dict[str, Any], sources: dict[str, str]) -> bool:
+        resolver = ModelResolver(self.config, preview=self.preview)
+        if not resolver.resolves_as(resolved):
+            return False
+        try:
+            return all(resolver.hasher.hash(Path(path)) == sha for path, sha in sources.items())
+        except OSError:
+            return False
+
+    def _outputs(self, folders: Iterable[str], files: Iterable[str]) -> dict[str, Any]:
+        out, objects = self.config.output_dir, self.config.cache_dir / "objects"
+        mtimes: dict[str, int | None] = {}
+        for folder in folders:
+            sig = _signature(str(out / folder) if folder else str(out))
+            mtimes[folder] = sig[1] if sig else None
+        cache: dict[str, int | None] = {}
+        with contextlib.suppress(FileNotFoundError), os.scandir(objects) as listing:
+            for entry in listing:
+                if entry.is_dir(follow_symlinks=False):
+                    cache[entry.name] = entry.stat(follow_symlinks=False).st_mtime_ns
+        sig = _signature(str(objects))
+        cache[""] = sig[1] if sig else None
+        return {"folders": mtimes, "files": {rel: _signature(str(out / rel)) for rel in files},
+                "cache": cache}
+
+    def save(self, inputs: Inputs, resolver: ModelResolver, plan: Plan,
+             site_files: Iterable[str], compared: Iterable[str], report: dict[str, Any]
+             ) -> None:
+        """Record a complete build: ``site_files`` are all files it left in the site,
+        ``compared`` those of them a build checks by content rather than by name."""
+        folders = {""}
+        for rel in site_files:
+            while "/" in rel:
+                rel = rel.rpartition("/")[0]
+                if rel in folders:
+                    break
+                folders.add(rel)
+        sources = {str(node.file): node.source[len("file:"):] for node in plan.nodes.values()
+                   if node.file is not None and node.source}
+        stamp = {"inputs": inputs.recorded(), "resolved": resolver.resolved(),
+                 "sources": sources, "outputs": self._outputs(sorted(folders), sorted(compared)),
+                 "report": report}
+        if read_state(self.path, self.context) != stamp:
+            write_state(self.path, self.context, stamp)
+
