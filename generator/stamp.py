@@ -18,7 +18,9 @@ nor plans a single post (issue 20: a no-change rebuild of 10,000 posts under 2 s
   change that folder's mtime, so a build that was interrupted or failed halfway
   leaves folders that no longer match), and the stat of each site file a build
   compares by content (pages, static files, copies), so an edit of one in place is
-  repaired as a full build would repair it.
+  repaired as a full build would repair it. What changed within ``RACY_NS`` of the
+  save (what the build itself wrote) is recorded as never matching too: the build
+  after a build that wrote something is a full one, which then finds them settled.
 
 Like all build state it is a hint: missing, damaged or written for other options or
 other code, it only means a full build.
@@ -93,6 +95,21 @@ def scan_inputs(config: SiteConfig) -> Inputs:
     return Inputs({path: _signature(path) for path in paths}, scanned_ns)
 
 
+def _settled(outputs: dict[str, Any], now_ns: int) -> dict[str, Any]:
+    """Outputs as saved: a folder or file changed within ``RACY_NS`` of now (what this
+    build wrote, mostly) as 0, which no later stat equals; the next build, finding
+    them settled, saves them as they are."""
+    horizon = now_ns - RACY_NS
+
+    def settled(value: Any) -> Any:
+        if isinstance(value, list):  # a file's signature: [size, mtime, ctime, inode]
+            return value if value[1] < horizon else 0
+        return value if value is None or value < horizon else 0  # None: missing, still
+
+    return {part: {name: settled(value) for name, value in values.items()}
+            for part, values in outputs.items()}
+
+
 class BuildStamp:
     """The last complete build's stamp, for these options (``preview``, ``drafts``)."""
 
@@ -158,7 +175,8 @@ class BuildStamp:
         sources = {str(node.file): node.source[len("file:"):] for node in plan.nodes.values()
                    if node.file is not None and node.source}
         stamp = {"inputs": inputs.recorded(), "resolved": resolver.resolved(),
-                 "sources": sources, "outputs": self._outputs(sorted(folders), sorted(compared)),
+                 "sources": sources, "outputs": _settled(
+                     self._outputs(sorted(folders), sorted(compared)), time.time_ns()),
                  "report": report}
         if read_state(self.path, self.context) != stamp:
             write_state(self.path, self.context, stamp)
