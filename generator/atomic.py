@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,60 @@ def copy_atomic(source: Path, path: Path) -> None:
     cannot (another filesystem on an old kernel, no such call)."""
     with _replacing(path) as fd, open(source, "rb") as src:
         _copy_fd(src.fileno(), fd, os.fstat(src.fileno()).st_size)
+
+
+def link_atomic(src: Path, dest: Path) -> None:
+    """Make ``dest`` a hard link to ``src``, atomically; a copy where links cannot be.
+
+    A link appears whole, so a missing ``dest`` is linked at once (its folder made only
+    when missing); an existing one is replaced through a temp link and a rename, since
+    a link cannot be made over a file."""
+    try:
+        if _link_or_copy(src, dest):
+            return
+    except FileNotFoundError:
+        if not os.path.exists(src):
+            raise
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if _link_or_copy(src, dest):
+            return
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{threading.get_ident()}{TEMP_SUFFIX}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # left by a killed build that had the same pid and thread id
+    os.link(src, tmp)
+    try:
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _link_or_copy(src: Path, dest: Path) -> bool:
+    """Link (or copy, atomically) ``src`` to a new ``dest``; False if ``dest`` exists."""
+    try:
+        os.link(src, dest)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+    write_atomic(dest, Path(src).read_bytes(), durable=False)
+    return True
+
+
+#: link()'s errors that mean "copy it instead": another filesystem, no links there, too many.
+_NO_LINK = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP)
+
+
+def usable(path: Path) -> bool:
+    """A derived file that is there and not empty (written without fsync: a power cut may
+    leave it empty)."""
+    try:
+        return os.stat(path).st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 @contextlib.contextmanager

@@ -192,8 +192,8 @@ def _write_everything(site: LoadedSite, cache: Cache, options: BuildOptions,
     if with_search:
         index, kept_index = search.search_files(config, site.posts, figures,
                                                 PageRenderer(config, figures).url, present)
-        pages.update(index)
-        kept.update(kept_index)
+        report.files_written += output.link_files(out, index)
+        kept.update(index, kept_index)
     files: dict[str, bytes | Path] = {**pages, **static_files(config), **figures.sources}
     if options.preview:
         files[output.PREVIEW_MARKER] = output.PREVIEW_MARKER_TEXT

@@ -18,13 +18,10 @@ hash was last checked (``Cache.verify(again=False)``).
 from __future__ import annotations
 
 import base64
-import contextlib
-import errno
 import functools
 import io
 import os
 import struct
-import threading
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from .atomic import copy_atomic, write_atomic
+from .atomic import copy_atomic, link_atomic, usable, write_atomic
 from .cache import Cache
 from .content import slugify
 
@@ -189,39 +186,10 @@ def placeholder_uri(webp: bytes, width: int, height: int) -> str:
     return "data:image/svg+xml;charset=utf-8," + quote(svg, safe=" ='/:;,()+")
 
 
-def _share(src: Path, dest: Path) -> None:
-    """Make ``dest`` a hard link to ``src``, atomically; a copy where links cannot be."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)  # left by a killed build that had the same pid and thread id
-    try:
-        os.link(src, tmp)
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-            raise
-        write_atomic(dest, src.read_bytes(), durable=False)
-        return
-    try:
-        os.replace(tmp, dest)  # a link made at ``dest`` itself could not replace a file
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _usable(path: Path) -> bool:
-    """A derived file that is there and not empty (not fsynced: a power cut may empty it)."""
-    try:
-        return path.stat().st_size > 0
-    except FileNotFoundError:
-        return False
-
-
 def placeholder(cache: Cache, key: str) -> bytes:
     """The tiny WebP of a picture, made once per key and kept in ``derived/``."""
     derived = cache.dir / "derived" / f"{key}-placeholder.webp"
-    if _usable(derived):
+    if usable(derived):
         return derived.read_bytes()
     data = _placeholder_bytes(_decode(cache.read_bytes(key)))
     write_atomic(derived, data, durable=False)
@@ -249,26 +217,26 @@ class ImageWriter:
         if not thumbs_only and image.full is not None and image.full not in self.present:
             if image.original == "webp":  # encoded once per key, like the thumbnails
                 full = self.derived / f"{image.key}-full.webp"
-                if not _usable(full):
+                if not usable(full):
                     png = self.cache.read_bytes(image.key)  # verified: never a corrupt one
                     write_atomic(full, _lossless_webp(png), durable=False)
-                _share(full, self.site / image.full)
+                link_atomic(full, self.site / image.full)
             else:
                 self.cache.verify(image.key, again=False)  # never copy a corrupt entry
                 copy_atomic(self.cache.paths(image.key)[0], self.site / image.full)
             written += 1
         missing = [w for w in image.thumb_widths() if image.thumb(w) not in self.present]
         derived = {w: self.derived / f"{image.key}-{w}.webp" for w in missing}
-        todo = [w for w in missing if not _usable(derived[w])]
+        todo = [w for w in missing if not usable(derived[w])]
         placeholder = self.derived / f"{image.key}-placeholder.webp"
-        if todo or not _usable(placeholder):
+        if todo or not usable(placeholder):
             pixels = _decode(png or self.cache.read_bytes(image.key))
             for width in todo:
                 write_atomic(derived[width], _thumbnail_bytes(pixels, width), durable=False)
-            if not _usable(placeholder):
+            if not usable(placeholder):
                 write_atomic(placeholder, _placeholder_bytes(pixels), durable=False)
         for width in missing:
-            _share(derived[width], self.site / image.thumb(width))
+            link_atomic(derived[width], self.site / image.thumb(width))
             written += 1
         return written
 
@@ -278,9 +246,9 @@ class ImageWriter:
         if site_path in self.present:
             return 0
         derived = self.derived / f"{image.key}-{name}"
-        if not _usable(derived):
+        if not usable(derived):
             write_atomic(derived, make(self.cache.read_bytes(image.key)), durable=False)
-        _share(derived, self.site / site_path)
+        link_atomic(derived, self.site / site_path)
         return 1
 
     def write_cards(self, images: Iterable[WebImage]) -> int:

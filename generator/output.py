@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from .atomic import is_temp_file, write_if_changed
+from .atomic import is_temp_file, link_atomic, write_if_changed
 from .errors import GenimgError
 
 PREVIEW_MARKER = ".genimg-preview"
@@ -101,6 +101,14 @@ def write_site(out: Path, files: dict[str, bytes | Path], also_keep: set[str],
         else:
             written += write_if_changed(out / rel, data, durable=False)
     return written, _remove_stale(out, present, folders, set(files) | also_keep)
+
+
+def link_files(out: Path, files: Mapping[str, Path]) -> int:
+    """Hard-link derived files (site path -> file in the cache's ``derived/``) into the
+    site; returns how many."""
+    for rel, source in files.items():
+        link_atomic(source, out / rel)
+    return len(files)
 
 
 def _copy(source: Path, dest: Path, entry: os.DirEntry | None) -> int:

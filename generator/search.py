@@ -7,12 +7,16 @@ is found by its prompt, negative prompt, seed, model, sampler, caption, and its 
 title and tags, and the result opens the picture in its post (``#img-…``).
 
 Pagefind is optional: without it the build writes no index, no search page, and says
-so once. An index whose records are unchanged is kept as it is (``state/search.json``).
+so once. An index whose records are unchanged is kept as it is (``state/search.json``);
+its files are kept in the cache's ``derived/search/`` too (``Bundle``) and hard-linked
+into the site, so a new ``site/`` (``rm -rf site``, a fresh clone with its cache) gets
+the index without running Pagefind again.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
@@ -21,6 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .atomic import usable, write_atomic
 from .errors import GenimgError
 from .hashing import digest
 from .state import code_digest, read_state, write_state
@@ -143,20 +148,64 @@ def _record_html(record: dict[str, Any], language: str) -> str:
 
 def search_files(config: SiteConfig, posts: list[Post], figures: Figures,
                  url: Callable[[str], str], present: Mapping[str, Any]
-                 ) -> tuple[dict[str, bytes], list[str]]:
-    """The index to write (site path -> bytes) and the files of an unchanged one to keep."""
+                 ) -> tuple[dict[str, Path], list[str]]:
+    """The index's files to link into the site (site path -> its file in the cache's
+    ``derived/search/``) and the files of an unchanged index to keep as they are."""
     found = records(posts, figures, url)
-    state = SearchState(config.cache_dir, digest(code_digest(), _versions(), config.language))
+    context = digest(code_digest(), _versions(), config.language)
+    state = SearchState(config.cache_dir, context)
     kept = state.kept(found, present)
     if kept is not None:
         return {}, kept
-    files = index_files(found, config.language)
+    bundle = Bundle(config.cache_dir / "derived" / "search", digest(context, found))
+    files = bundle.files()
+    if files is None:
+        files = bundle.make(index_files(found, config.language))
     state.save(found, list(files))
     return files, []
 
 
+class Bundle:
+    """An index kept in the cache's ``derived/search/``, named by the digest of its records
+    (and of genimg's code and Pagefind's version): a new ``site/`` links its files in
+    instead of running Pagefind again. Its listing (``<name>.files``) is written last, so
+    a bundle is whole when its listing is there and every file it names is."""
+
+    def __init__(self, folder: Path, name: str):
+        self.folder = folder
+        self.name = name
+        self.dir = folder / name
+        self.listing = folder / f"{name}.files"
+
+    def files(self) -> dict[str, Path] | None:
+        """Site path -> file of a whole bundle; None if there is none."""
+        try:
+            names = self.listing.read_text(encoding="utf-8").split("\n")
+        except (OSError, ValueError):
+            return None
+        files = {FOLDER + name: self.dir / name for name in names
+                 if name and not name.startswith("/") and ".." not in name.split("/")}
+        if not names or len(files) != len(names) or not all(map(usable, files.values())):
+            return None
+        return files
+
+    def make(self, index: Mapping[str, bytes]) -> dict[str, Path]:
+        """Keep ``index`` (site path -> bytes) as this bundle, and drop every other."""
+        names = sorted(rel.removeprefix(FOLDER) for rel in index)
+        for name in names:
+            write_atomic(self.dir / name, index[FOLDER + name], durable=False)
+        write_atomic(self.listing, "\n".join(names).encode("utf-8"), durable=False)
+        for other in self.folder.iterdir():
+            if other.name not in (self.name, self.listing.name):
+                if other.is_dir():
+                    shutil.rmtree(other, ignore_errors=True)
+                else:
+                    other.unlink(missing_ok=True)
+        return {FOLDER + name: self.dir / name for name in names}
+
+
 class SearchState:
-    """The records an index was made from, and its files: an unchanged index is kept."""
+    """The records the site's index was made from, and its files: kept while unchanged."""
 
     def __init__(self, cache_dir: Path, context: str):
         self.path = cache_dir / "state" / "search.json"

@@ -182,6 +182,44 @@ def test_the_index_is_kept_until_its_records_change(make_blog: MakeBlog,
     assert now != files and len(now) == len(files)  # a new index; the old chunks pruned
 
 
+@pytest.mark.skipif(not search.available(), reason="needs Pagefind: pip install genimg[search]")
+def test_a_new_site_links_the_index_kept_in_the_cache(make_blog: MakeBlog,
+                                                      monkeypatch: pytest.MonkeyPatch):
+    import shutil
+
+    root = _blog(make_blog)
+    site = _build(root)
+    built = {p.relative_to(site): p.read_bytes() for p in (site / "pagefind").rglob("*")
+             if p.is_file()}
+    kept = root / ".genimg" / "derived" / "search"
+    bundles = [p for p in kept.iterdir() if p.is_dir()]
+    assert len(bundles) == 1 and (kept / f"{bundles[0].name}.files").is_file()
+
+    def fail(*args: object) -> None:
+        raise AssertionError("the index was made again")
+
+    shutil.rmtree(site)  # a fresh clone with its cache, or rm -rf site
+    monkeypatch.setattr(search, "index_files", fail)
+    _build(root)
+    again = {p.relative_to(site): p for p in (site / "pagefind").rglob("*") if p.is_file()}
+    assert {rel: p.read_bytes() for rel, p in again.items()} == built
+    entry = again[Path("pagefind/pagefind-entry.json")]
+    assert entry.stat().st_ino == (bundles[0] / "pagefind-entry.json").stat().st_ino
+
+    shutil.rmtree(site)  # a damaged bundle (emptied by a power cut) is made again
+    (bundles[0] / "pagefind-entry.json").write_bytes(b"")
+    monkeypatch.undo()
+    _build(root)
+    assert {p.relative_to(site): p.read_bytes() for p in (site / "pagefind").rglob("*")
+            if p.is_file()} == built
+
+    post = root / "posts" / "2024-01-01-faces.md"  # new records: a new bundle, the old gone
+    post.write_text(post.read_text().replace("anime", "watercolor"), encoding="utf-8")
+    _build(root)
+    now = sorted(p.name for p in kept.iterdir())
+    assert len(now) == 2 and bundles[0].name not in now[0]
+
+
 def test_records_hold_what_a_reader_searches_for(make_blog: MakeBlog):
     from generator.build import load_site
     from generator.cache import Cache
