@@ -72,6 +72,9 @@ def link_atomic(src: Path, dest: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if _link_or_copy(src, dest):
             return
+    with contextlib.suppress(FileNotFoundError):
+        if os.path.samefile(src, dest):
+            return  # a rename between two links of one file does nothing: the temp would stay
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{threading.get_ident()}{TEMP_SUFFIX}")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)  # left by a killed build that had the same pid and thread id

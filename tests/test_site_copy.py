@@ -12,7 +12,7 @@ import pytest
 
 import generator.atomic
 import generator.cache
-from generator.atomic import copy_atomic
+from generator.atomic import copy_atomic, link_atomic
 from generator.build import BuildOptions, build_site, load_site
 from generator.cache import Cache
 from tests.helpers import MakeBlog
@@ -66,6 +66,26 @@ def test_copy_atomic_copies_itself_where_the_kernel_cannot(tmp_path: Path, monke
     source.write_bytes(os.urandom(3_000_000))
     copy_atomic(source, tmp_path / "b.png")
     assert (tmp_path / "b.png").read_bytes() == source.read_bytes()
+
+
+def test_link_atomic_links_replaces_and_leaves_no_temp_file(tmp_path: Path, monkeypatch) -> None:
+    source, other = tmp_path / "a.webp", tmp_path / "b.webp"
+    source.write_bytes(b"new")
+    other.write_bytes(b"old")
+    dest = tmp_path / "site" / "images" / "a.webp"
+    link_atomic(source, dest)  # its folder made on the way
+    assert os.path.samefile(source, dest)
+    link_atomic(source, dest)  # already that file: nothing to do, no temp file left
+    link_atomic(other, dest)  # another file there: replaced
+    assert dest.read_bytes() == b"old" and os.path.samefile(other, dest)
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["a.webp"]
+
+    def refuse(*args: object) -> None:
+        raise OSError(errno.EXDEV, "cross-device")
+
+    monkeypatch.setattr(generator.atomic.os, "link", refuse)
+    link_atomic(source, tmp_path / "copy.webp")  # no link across filesystems: a copy
+    assert (tmp_path / "copy.webp").read_bytes() == b"new"
 
 
 def test_site_and_cache_never_share_fate(make_blog: MakeBlog) -> None:
