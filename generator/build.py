@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import output, search
 from .cache import Cache
-from .changed_pages import render_changed_pages
+from .changed_pages import KeptPages, render_changed_pages
 from .cluster import Where, preflight, worker_pool
 from .config import SiteConfig, load_config
 from .content import Post, load_posts
@@ -185,9 +185,10 @@ def _write_everything(site: LoadedSite, cache: Cache, options: BuildOptions,
     if config.search and not with_search:
         log(search.MISSING_NOTE)
     page_state = PageState(config.cache_dir, "pages")
-    pages, kept, inputs = render_changed_pages(config, site.posts, site.post_cache, figures,
-                                               options.preview, present, page_state,
-                                               with_search)
+    changed = render_changed_pages(config, site.posts, site.post_cache, figures,
+                                   options.preview, present, page_state, with_search)
+    pages, kept, inputs = changed.rendered, changed.kept, changed.inputs
+    report.files_written += changed.linked
     compared = set(pages) | kept  # files whose content a build checks, not only their name
     if with_search:
         index, kept_index = search.search_files(config, site.posts, figures,
@@ -210,9 +211,11 @@ def _write_everything(site: LoadedSite, cache: Cache, options: BuildOptions,
         report.site_bytes, largest, name = output.site_size(out)
         for warning in output.size_warnings(report.site_bytes, largest, name):
             log(warning)
-    for path, (page_digest, reads) in inputs.items():
-        if page_digest is not None:
-            page_state.record(path, page_digest, reads, os.stat(out / path))
+    recorded = {path: (page_digest, reads) for path, (page_digest, reads) in inputs.items()
+                if page_digest is not None}
+    KeptPages(config.cache_dir).keep(out, recorded, kept | set(pages))
+    for path, (page_digest, reads) in recorded.items():
+        page_state.record(path, page_digest, reads, os.stat(out / path))
     page_state.save()
     site.post_cache.save()
     cache.save_index()

@@ -3,23 +3,33 @@
 A page's inputs are its shape (``pages.shape``: template and context, naming posts by
 URL), the data of each post it read, and the context of every page: genimg's code, the
 config, the theme's templates and preview mode. ``state.PageState`` remembers the
-digest each page was written with.
+digest each page was written with, and the size, mtime and inode of its file.
+
+Each page written is also hard-linked under the cache's ``derived/pages/`` (``KeptPages``),
+so a new ``site/`` (``rm -rf site``, a clone with its cache) links back every page whose
+inputs are unchanged instead of rendering it: the link is the very file the page was
+written as (same inode, size and mtime as recorded), so nothing else is trusted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from .atomic import link_atomic
 from .config import SiteConfig
 from .content import Post
 from .figures import Figures
 from .hashing import digest
+from .output import walk
 from .pages import Page, PageRenderer, shape, theme_dirs
 from .state import PageState, PostCache, code_digest
 
@@ -72,24 +82,74 @@ class _PageDigests:
                       reads, posts)
 
 
+@dataclass
+class ChangedPages:
+    """What ``render_changed_pages`` did."""
+
+    rendered: dict[str, bytes] = field(default_factory=dict)  # site path -> bytes to write
+    kept: set[str] = field(default_factory=set)  # pages left as they are, or linked back
+    #: path -> (digest, posts read) of each page rendered, to record once written
+    inputs: dict[str, tuple[str | None, list[str]]] = field(default_factory=dict)
+    linked: int = 0  # pages linked back from ``KeptPages``
+
+
 def render_changed_pages(config: SiteConfig, posts: list[Post], post_cache: PostCache,
                          figures: Figures, preview: bool, present: Mapping[str, os.DirEntry],
-                         page_state: PageState, with_search: bool = False
-                         ) -> tuple[dict[str, bytes], set[str],
-                                    dict[str, tuple[str | None, list[str]]]]:
-    """Render the pages that changed: (path -> bytes, paths kept as they are, and
-    path -> (digest, posts read) of each page rendered, to record once written)."""
+                         page_state: PageState, with_search: bool = False) -> ChangedPages:
+    """Render the pages that changed; link back those unchanged but missing from the site
+    (``KeptPages``)."""
     renderer = PageRenderer(config, figures, preview=preview, search=with_search)
     digests = _PageDigests(posts, post_cache, figures,
                            _pages_context(config, preview, with_search))
-    rendered: dict[str, bytes] = {}
-    kept: set[str] = set()
-    inputs: dict[str, tuple[str | None, list[str]]] = {}
+    store = KeptPages(config.cache_dir)
+    done = ChangedPages()
     for page in renderer.pages(posts):
-        if page_state.unchanged(page.path, functools.partial(digests.page, page),
-                                present.get(page.path)):
-            kept.add(page.path)
-            continue
-        rendered[page.path], reads = renderer.render(page)
-        inputs[page.path] = (digests.page(page, reads), reads)
-    return rendered, kept, inputs
+        digest_of = functools.partial(digests.page, page)
+        on_disk = present.get(page.path)
+        if page_state.unchanged(page.path, digest_of, on_disk):
+            done.kept.add(page.path)
+        elif on_disk is None and page_state.unchanged(page.path, digest_of,
+                                                      store.stat(page.path)):
+            store.link_back(page.path, config.output_dir)
+            done.kept.add(page.path)
+            done.linked += 1
+        else:
+            done.rendered[page.path], reads = renderer.render(page)
+            done.inputs[page.path] = (digests.page(page, reads), reads)
+    return done
+
+
+class KeptPages:
+    """Each page as last written, hard-linked at its site path under ``derived/pages/``.
+
+    Only a file whose size, mtime and inode are those ``PageState`` recorded for the
+    page is linked back: a page edited in place in the site (same inode, new mtime) is
+    rendered again, and so is one a power cut emptied (its size)."""
+
+    def __init__(self, cache_dir: Path):
+        self.dir = cache_dir / "derived" / "pages"
+
+    def stat(self, page: str) -> os.stat_result | None:
+        try:
+            return os.stat(self.dir / page)
+        except OSError:
+            return None
+
+    def link_back(self, page: str, out: Path) -> None:
+        link_atomic(self.dir / page, out / page)
+
+    def keep(self, out: Path, written: Iterable[str], pages: Collection[str]) -> None:
+        """Link the pages just ``written`` into the store; drop what is no page now."""
+        written = list(written)
+        for page in written:
+            link_atomic(out / page, self.dir / page)
+        if not written:
+            return  # no page rendered: none can have gone (a gone post changes the index)
+        files, folders = walk(self.dir)
+        for page in files:
+            if page not in pages:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.dir / page).unlink()
+        for folder in sorted(folders, key=lambda f: f.count("/"), reverse=True):
+            with contextlib.suppress(OSError):
+                (self.dir / folder).rmdir()  # only if empty

@@ -268,7 +268,7 @@ class PageState:
         self._new: dict[str, list] = {}
 
     def unchanged(self, page: str, digest_of: Callable[[list[str]], str | None],
-                  on_disk: os.DirEntry | None) -> bool:
+                  on_disk: os.DirEntry | os.stat_result | None) -> bool:
         """Whether ``page`` on disk is what rendering it now would give.
 
         ``digest_of(reads)`` digests the page's inputs, given the posts it read when it

@@ -219,6 +219,38 @@ def test_page_edited_on_disk_is_rendered_again(blog: Path) -> None:
     assert site_tree(blog) == before
 
 
+def test_a_new_site_links_back_its_unchanged_pages(blog: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import generator.pages
+
+    before = site_tree(blog)
+    rendered: list[str] = []
+    real = generator.pages.PageRenderer.render
+
+    def render(self: generator.pages.PageRenderer, page: generator.pages.Page) -> object:
+        rendered.append(page.path)
+        return real(self, page)
+
+    monkeypatch.setattr(generator.pages.PageRenderer, "render", render)
+    shutil.rmtree(blog / "site")  # rm -rf site: every page linked back, none rendered
+    build_site(blog, PREVIEW)
+    assert rendered == [] and site_tree(blog) == before
+    assert before == from_scratch(blog, tmp_path)
+    rendered.clear()
+    page = blog / "site/posts/p2/index.html"
+    assert os.path.samefile(page, blog / ".genimg/derived/pages/posts/p2/index.html")
+
+    page.write_text(page.read_text().replace("Post 2", "Post X"), encoding="utf-8")  # in place
+    shutil.rmtree(blog / "site")  # the kept page was edited through its link: rendered again
+    build_site(blog, PREVIEW)
+    assert rendered == ["posts/p2/index.html"] and site_tree(blog) == before
+
+    (blog / "posts/2022-10-12-p2.md").unlink()  # a page gone: its kept file goes with it
+    build_site(blog, PREVIEW)
+    assert not (blog / ".genimg/derived/pages/posts/p2").exists()
+    assert (blog / ".genimg/derived/pages/posts/p3/index.html").is_file()
+
+
 def test_deleted_post_loses_its_page_and_state(blog: Path) -> None:
     (blog / "posts/2022-10-12-p2.md").unlink()
     build_site(blog, PREVIEW)
