@@ -127,6 +127,7 @@ class KeptPages:
     rendered again, and so is one a power cut emptied (its size)."""
 
     def __init__(self, cache_dir: Path):
+        self.cache_dir = cache_dir
         self.dir = cache_dir / "derived" / "pages"
 
     def stat(self, page: str) -> os.stat_result | None:
@@ -139,7 +140,14 @@ class KeptPages:
         link_atomic(self.dir / page, out / page)
 
     def keep(self, out: Path, written: Iterable[str], pages: Collection[str]) -> None:
-        """Link the pages just ``written`` into the store; drop what is no page now."""
+        """Link the pages just ``written`` into the store; drop what is no page now. Where
+        the cache is on another filesystem than the site nothing is kept: a copy would
+        never be the file the page was written as."""
+        try:
+            if os.stat(self.cache_dir).st_dev != os.stat(out).st_dev:
+                return
+        except OSError:
+            return
         written = list(written)
         for page in written:
             link_atomic(out / page, self.dir / page)
