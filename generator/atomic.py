@@ -6,7 +6,7 @@ import contextlib
 import errno
 import json
 import os
-import tempfile
+import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +16,6 @@ from .errors import GenimgError
 
 #: Temp files are ``.<name>.<random>.tmp`` beside their target: never taken for real files.
 TEMP_SUFFIX = ".tmp"
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
 
 class DiskFull(GenimgError):
     """No space left (or quota exceeded) while writing: nothing half-written was kept."""
@@ -53,8 +49,12 @@ def copy_atomic(source: Path, path: Path) -> None:
     clone that costs no data. Either way ``path`` is its own file: writing or deleting it
     never changes ``source`` (a hard link would). ``shutil.copyfileobj`` where the kernel
     cannot (another filesystem on an old kernel, no such call)."""
-    with _replacing(path) as fd, open(source, "rb") as src:
-        _copy_fd(src.fileno(), fd, os.fstat(src.fileno()).st_size)
+    src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with _replacing(path) as fd:
+            _copy_fd(src, fd, os.fstat(src).st_size)
+    finally:
+        os.close(src)
 
 
 def link_atomic(src: Path, dest: Path) -> None:
@@ -120,14 +120,12 @@ def _replacing(path: Path) -> Iterator[int]:
     the yielded descriptor; renamed over ``path`` if the block ends well, else removed.
     ``DiskFull`` names ``path`` when the disk fills."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        fd, tmp = _new_temp(path)
     except OSError as exc:
         _raise_if_full(exc, path)
         raise
     try:
         try:
-            os.fchmod(fd, 0o666 & ~_UMASK)
             yield fd
         finally:
             os.close(fd)
@@ -138,6 +136,26 @@ def _replacing(path: Path) -> Iterator[int]:
         if isinstance(exc, OSError):
             _raise_if_full(exc, path)
         raise
+
+
+def _new_temp(path: Path) -> tuple[int, str]:
+    """A new empty temp file beside ``path`` (``.<name>.<random>.tmp``), its folder made if
+    missing: created with mode 0o666 so the kernel applies the umask (``mkstemp`` makes
+    it 0o600, and changing that cost a call per file; so did making the folder first)."""
+    for attempt in range(100):
+        tmp = f"{path.parent}/.{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        try:
+            return os.open(tmp, _TEMP_FLAGS, 0o666), tmp
+        except FileExistsError:
+            continue
+        except FileNotFoundError:
+            if attempt:
+                raise
+            path.parent.mkdir(parents=True, exist_ok=True)
+    raise FileExistsError(errno.EEXIST, "no free temp file name", str(path))
+
+
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 
 
 def _copy_fd(src: int, dest: int, size: int) -> None:
