@@ -24,7 +24,11 @@ rotated order) so a busy machine slows all of them alike; medians are printed:
 
 * cold: no output and no cache of derivatives (genimg's ``derived/``, Hugo's
   ``resources/_gen``; sigal has only its output);
-* cold site: no output, derivatives cached (``rm -rf site``; a CI build with its cache);
+* cold site: no output, derivatives cached (``rm -rf site``: genimg's build state in
+  ``.genimg/state/`` is kept, so its pages are linked back from ``derived/pages/``);
+* fresh clone: the same without genimg's build state (a clone, or CI, with ``derived/``
+  restored: every post parsed and every page rendered again); Hugo keeps no such state,
+  so for it this is the cold site again;
 * no change: build again;
 * one-post edit: a paragraph appended to one post, build.
 """
@@ -43,7 +47,7 @@ import bench_site
 from _util import env_for_checkout, fmt_s, machine_line, median, run_timed, table
 
 TOOLS = ("genimg", "hugo", "sigal")
-SCENARIOS = ("cold", "cold site", "no change", "one-post edit")
+SCENARIOS = ("cold", "cold site", "fresh clone", "no change", "one-post edit")
 
 
 def peers_venv(venv: Path) -> Path:
@@ -195,10 +199,12 @@ class Peers:
                 sigal_post(self.edited, extra), encoding="utf-8")
 
     def scenario(self, name: str, tool: str) -> float | None:
-        if name == "cold site" and tool == "sigal":
+        if name in ("cold site", "fresh clone") and tool == "sigal":
             return None  # its output is its only cache
-        if name in ("cold", "cold site"):
+        if name in ("cold", "cold site", "fresh clone"):
             self.clear(tool, derivatives=name == "cold")
+            if name == "fresh clone" and tool == "genimg":  # git ignores .genimg/state
+                shutil.rmtree(self.dirs[tool] / ".genimg" / "state", ignore_errors=True)
         elif name == "one-post edit":
             self.edit(tool)
         return self.run(tool)
