@@ -585,6 +585,36 @@ def half_built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return state
 
 
+@pytest.mark.parametrize("fraction", [0.0, 0.3, 0.6, 0.9, 1.0])
+def test_sigkill_while_a_new_site_is_linked_back_resumes(tmp_path, reference, fraction):
+    """``rm -rf site``, then a build killed while it links thumbnails, pages and the search
+    index back from ``derived/``: every file it left is whole, the next build ends it.
+    (The blog stays at one path: pages' digests name it.)"""
+    root = sample_blog(tmp_path)
+    build_site(root, PREVIEW)
+    shutil.rmtree(root / "site")
+    built = tmp_path / "built"
+    shutil.copytree(root, built)
+    links: list[str] = []
+    real_link = os.link
+
+    def link(src: str, dest: str, **kwargs: object) -> None:
+        links.append(str(dest))
+        real_link(src, dest, **kwargs)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "link", link)
+        build_site(root, PREVIEW)  # how many links a new site takes
+    assert tree(root / "site") == reference["site"]
+    assert any(d.endswith("/site/posts/pair/index.html") for d in links), "no page linked back"
+    shutil.rmtree(root)
+    shutil.copytree(built, root)
+    assert killed_in_fork(root, kill_at(os, "link", point(fraction, len(links)))) == \
+        signal.SIGKILL
+    assert_consistent_after_kill(root, reference)
+    assert_resumes(root, reference)
+
+
 @pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9, 1.0])
 def test_sigkill_while_updating_a_built_site(tmp_path, reference, half_built, fraction):
     """A new post on a built blog, killed: each site file is the old one or the new one."""
