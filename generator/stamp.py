@@ -18,9 +18,10 @@ nor plans a single post (issue 20: a no-change rebuild of 10,000 posts under 2 s
   change that folder's mtime, so a build that was interrupted or failed halfway
   leaves folders that no longer match), and the stat of each site file a build
   compares by content (pages, static files, copies), so an edit of one in place is
-  repaired as a full build would repair it. What changed within ``RACY_NS`` of the
-  save (what the build itself wrote) is recorded as never matching too: the build
-  after a build that wrote something is a full one, which then finds them settled.
+  repaired as a full build would repair it. Git's rule for outputs: a probe file is
+  made (and removed) just before they are stat-ed, and what has an mtime no older than the
+  probe's (changed within the filesystem's last clock tick) is recorded as never
+  matching; the next build, finding it settled, saves it as it is.
 
 Like all build state it is a hint: missing, damaged or written for other options or
 other code, it only means a full build.
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .atomic import TEMP_SUFFIX
 from .config import SiteConfig
 from .content import find_posts
 from .models import ModelResolver
@@ -95,11 +98,9 @@ def scan_inputs(config: SiteConfig) -> Inputs:
     return Inputs({path: _signature(path) for path in paths}, scanned_ns)
 
 
-def _settled(outputs: dict[str, Any], now_ns: int) -> dict[str, Any]:
-    """Outputs as saved: a folder or file changed within ``RACY_NS`` of now (what this
-    build wrote, mostly) as 0, which no later stat equals; the next build, finding
-    them settled, saves them as they are."""
-    horizon = now_ns - RACY_NS
+def _settled(outputs: dict[str, Any], horizon: int) -> dict[str, Any]:
+    """Outputs as saved: a folder or file changed at ``horizon`` or later as 0, which
+    no later stat equals."""
 
     def settled(value: Any) -> Any:
         if isinstance(value, list):  # a file's signature: [size, mtime, ctime, inode]
@@ -174,9 +175,15 @@ class BuildStamp:
                 folders.add(rel)
         sources = {str(node.file): node.source[len("file:"):] for node in plan.nodes.values()
                    if node.file is not None and node.source}
+        # The filesystem's own clock: a write after the stat below, in the same tick as
+        # an output's last change, would leave its mtime as it was.
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=self.path.parent, prefix=".stamp.",
+                                         suffix=TEMP_SUFFIX) as probe:  # a temp file: swept
+            horizon = os.fstat(probe.fileno()).st_mtime_ns
         stamp = {"inputs": inputs.recorded(), "resolved": resolver.resolved(),
                  "sources": sources, "outputs": _settled(
-                     self._outputs(sorted(folders), sorted(compared)), time.time_ns()),
+                     self._outputs(sorted(folders), sorted(compared)), horizon),
                  "report": report}
         if read_state(self.path, self.context) != stamp:
             write_state(self.path, self.context, stamp)

@@ -180,11 +180,27 @@ def test_what_changed_just_before_a_stamp_is_not_trusted(make_blog: MakeBlog) ->
     build(root)
     stamp = json.loads((root / ".genimg" / "state" / "stamp.json").read_text())["entries"]
     assert 0 in stamp["inputs"].values()  # its mtime is within RACY_NS of the scan
-    assert stamp["outputs"]["folders"]["posts/a"] == 0  # written by the build itself
     assert not build(root).unchanged
     age(root)
-    assert not build(root).unchanged  # the stamp before had racy parts
+    later = time.time() + 30  # changed in the filesystem's current clock tick, as it were
+    os.utime(root / "site" / "posts" / "a", (later, later))
+    assert not build(root).unchanged
+    stamp = json.loads((root / ".genimg" / "state" / "stamp.json").read_text())["entries"]
+    assert stamp["outputs"]["folders"]["posts/a"] == 0 != stamp["outputs"]["folders"]["posts"]
+    assert not list((root / ".genimg" / "state").glob(".stamp.*"))  # the probe is gone
+    age(root)
+    assert not build(root).unchanged  # the racy folder, now settled, is saved as it is
     assert build(root).unchanged
+
+
+def test_a_build_right_after_a_build_is_answered(make_blog: MakeBlog) -> None:
+    """What a build wrote before the probe made for its stamp is trusted by the next
+    build (git's rule: only the probe's own clock tick is racy; a last write in that
+    same tick costs one more full build, which writes nothing: ~1 in 20 here)."""
+    root = make_blog({"2022-11-01-a.md": "---\ntitle: A\n---\nText.\n"})
+    age(root)
+    assert not build(root).unchanged
+    assert build(root).unchanged or build(root).unchanged
 
 
 def test_a_changed_model_file_is_seen(make_blog: MakeBlog) -> None:
