@@ -213,7 +213,7 @@ def _write_everything(site: LoadedSite, cache: Cache, options: BuildOptions,
             log(warning)
     recorded = {path: (page_digest, reads) for path, (page_digest, reads) in inputs.items()
                 if page_digest is not None}
-    KeptPages(config.cache_dir).keep(out, recorded, kept | set(pages))
+    KeptPages(config.cache_dir).keep(out, recorded, kept | set(pages), page_state.pages_before())
     for path, (page_digest, reads) in recorded.items():
         page_state.record(path, page_digest, reads, os.stat(out / path))
     page_state.save()

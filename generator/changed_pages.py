@@ -139,10 +139,12 @@ class KeptPages:
     def link_back(self, page: str, out: Path) -> None:
         link_atomic(self.dir / page, out / page)
 
-    def keep(self, out: Path, written: Iterable[str], pages: Collection[str]) -> None:
-        """Link the pages just ``written`` into the store; drop what is no page now. Where
-        the cache is on another filesystem than the site nothing is kept: a copy would
-        never be the file the page was written as."""
+    def keep(self, out: Path, written: Iterable[str], pages: Collection[str],
+             before: Collection[str] | None = None) -> None:
+        """Link the pages just ``written`` into the store; drop what is no page now
+        (walking the store only if a page of ``before``, the last build's pages, is gone:
+        None if unknown). Where the cache is on another filesystem than the site nothing
+        is kept: a copy would never be the file the page was written as."""
         try:
             if os.stat(self.cache_dir).st_dev != os.stat(out).st_dev:
                 return
@@ -153,6 +155,8 @@ class KeptPages:
             link_atomic(out / page, self.dir / page)
         if not written:
             return  # no page rendered: none can have gone (a gone post changes the index)
+        if before is not None and all(page in pages for page in before):
+            return  # the store holds pages of earlier builds only: none is gone
         files, folders = walk(self.dir)
         for page in files:
             if page not in pages:

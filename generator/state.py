@@ -287,6 +287,10 @@ class PageState:
             self._new[page] = entry
         return same
 
+    def pages_before(self) -> set[str] | None:
+        """The pages the last build recorded; None if there is no state to say."""
+        return set(self._old) if self._old else None
+
     def record(self, page: str, page_digest: str, reads: list[str], on_disk: os.stat_result
                ) -> None:
         self._new[page] = [page_digest, reads, file_stamp(on_disk)]

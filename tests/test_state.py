@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import generator.changed_pages
 import generator.state
 from generator.build import BuildOptions, build_site
 from generator.cache import Cache
@@ -245,8 +246,21 @@ def test_a_new_site_links_back_its_unchanged_pages(blog: Path, tmp_path: Path,
     build_site(blog, PREVIEW)
     assert rendered == ["posts/p2/index.html"] and site_tree(blog) == before
 
+    walked: list[Path] = []
+    real_walk = generator.changed_pages.walk
+
+    def walk(folder: Path) -> object:
+        walked.append(folder)
+        return real_walk(folder)
+
+    monkeypatch.setattr(generator.changed_pages, "walk", walk)
+    post = blog / "posts/2022-10-13-p3.md"
+    post.write_text(post.read_text() + "\nMore.\n", encoding="utf-8")
+    build_site(blog, PREVIEW)  # pages written, none gone: the store is not walked
+    assert walked == [] and "More." in (blog / "site/posts/p3/index.html").read_text()
     (blog / "posts/2022-10-12-p2.md").unlink()  # a page gone: its kept file goes with it
     build_site(blog, PREVIEW)
+    assert walked == [blog / ".genimg/derived/pages"]
     assert not (blog / ".genimg/derived/pages/posts/p2").exists()
     assert (blog / ".genimg/derived/pages/posts/p3/index.html").is_file()
 
