@@ -228,6 +228,16 @@ def temp_files(folder: Path) -> list[Path]:
             for name in files if is_temp_file(name)]
 
 
+def file_signature(path: str | Path) -> list[int] | None:
+    """What says a file is the one it was: size, mtime, ctime (no call sets it back),
+    inode; None if it is not there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
 def read_json_dict(path: Path) -> dict[str, Any]:
     """A JSON object genimg wrote earlier, or {} when it is missing or damaged (state and
     memo files are rebuilt, never trusted blindly)."""

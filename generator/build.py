@@ -125,12 +125,12 @@ def build_site(root: Path, options: BuildOptions = BuildOptions(),
     started = time.perf_counter()
     config = load_config(root)
     stamp = BuildStamp(config, options.preview, options.drafts)
-    last = stamp.unchanged()
+    inputs = scan_inputs(config)  # before reading: an edit made meanwhile is seen next time
+    last = stamp.unchanged(inputs)
     if last is not None:
         return BuildReport(posts=last["posts"], pictures=last["pictures"],
                            preview=options.preview, unchanged=True,
                            seconds=time.perf_counter() - started)
-    inputs = scan_inputs(config)  # before reading: an edit made meanwhile is seen next time
     with _gc_paused():
         site = load_site(root, options, memory, config)
     report = BuildReport(posts=len(site.posts), preview=options.preview,

@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic import TEMP_SUFFIX, DiskFull, read_json_dict, remove_temp_files, write_atomic
+from .atomic import (
+    TEMP_SUFFIX,
+    DiskFull,
+    file_signature,
+    read_json_dict,
+    remove_temp_files,
+    write_atomic,
+)
 from .errors import GenimgError
 
 #: What a sidecar must hold to make its entry usable.
@@ -181,7 +188,7 @@ class Cache:
         if key in self._checked:
             return
         if not again and self.has(key):
-            stamp = _stamp(self.paths(key)[0])
+            stamp = file_signature(self.paths(key)[0])
             if stamp is not None and self._stamps.get(key) == stamp:
                 self._checked.add(key)
                 return
@@ -208,7 +215,7 @@ class Cache:
         meta = self.meta(key)
         if meta is None:
             raise CorruptEntry(f"cache entry {key[:12]} is missing or incomplete", png)
-        stamp = _stamp(png)  # before reading: a change while it is read is seen next time
+        stamp = file_signature(png)  # before reading: a change while read is seen next time
         try:
             data = png.read_bytes()
         except OSError as exc:  # not corruption: the entry must not be discarded for it
@@ -240,7 +247,7 @@ class Cache:
                 png,
             ) from None
         self._checked.add(key)
-        self._stamped(key, _stamp(png))
+        self._stamped(key, file_signature(png))
         brief = Brief(int(record["width"]), int(record["height"]), len(png_data),
                       _preview(record))
         self._briefs[key] = brief
@@ -303,15 +310,6 @@ class Cache:
             yield
         finally:
             os.close(fd)  # closing drops the flock
-
-
-def _stamp(path: Path) -> list[int] | None:
-    """What says a file is the one it was: size, mtime, ctime (no call sets it back), inode."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
 def _preview(meta: dict[str, Any]) -> bool | None:

@@ -39,7 +39,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .atomic import TEMP_SUFFIX
+from .atomic import TEMP_SUFFIX, file_signature
 from .config import SiteConfig
 from .content import find_posts
 from .models import ModelResolver
@@ -53,14 +53,6 @@ RACY_NS = 2_000_000_000
 #: What a stamp must have been made with: libraries that shape the pages and index.
 _LIBRARIES = ("jinja2", "markdown", "pyyaml", "pillow", "pagefind", "pagefind-bin",
               "pagefind-bin-extended")
-
-
-def _signature(path: str) -> list[int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
 def _versions() -> list[str | None]:
@@ -95,7 +87,7 @@ def scan_inputs(config: SiteConfig) -> Inputs:
     for theme in theme_dirs(config):
         for folder, _, names in os.walk(theme):
             paths += (os.path.join(folder, name) for name in names)
-    return Inputs({path: _signature(path) for path in paths}, scanned_ns)
+    return Inputs({path: file_signature(path) for path in paths}, scanned_ns)
 
 
 def _settled(outputs: dict[str, Any], horizon: int) -> dict[str, Any]:
@@ -120,13 +112,13 @@ class BuildStamp:
         self.path = config.cache_dir / STATE_DIR / "stamp.json"
         self.context = f"{code_digest()} {_versions()} preview={preview} drafts={drafts}"
 
-    def unchanged(self) -> dict[str, Any] | None:
+    def unchanged(self, inputs: Inputs) -> dict[str, Any] | None:
         """The last build's report (posts, pictures) if nothing it read or wrote has
-        changed since; else None."""
+        changed since (``inputs``: this build's scan); else None."""
         stamp = read_state(self.path, self.context)
         try:
             if (not stamp
-                    or stamp["inputs"] != scan_inputs(self.config).files
+                    or stamp["inputs"] != inputs.files
                     or stamp["outputs"] != self._outputs(stamp["outputs"]["folders"],
                                                          stamp["outputs"]["files"])
                     or not self._resolves_as(stamp["resolved"], stamp["sources"])):
@@ -149,16 +141,17 @@ class BuildStamp:
         out, objects = self.config.output_dir, self.config.cache_dir / "objects"
         mtimes: dict[str, int | None] = {}
         for folder in folders:
-            sig = _signature(str(out / folder) if folder else str(out))
+            sig = file_signature(str(out / folder) if folder else str(out))
             mtimes[folder] = sig[1] if sig else None
         cache: dict[str, int | None] = {}
         with contextlib.suppress(FileNotFoundError), os.scandir(objects) as listing:
             for entry in listing:
                 if entry.is_dir(follow_symlinks=False):
                     cache[entry.name] = entry.stat(follow_symlinks=False).st_mtime_ns
-        sig = _signature(str(objects))
+        sig = file_signature(str(objects))
         cache[""] = sig[1] if sig else None
-        return {"folders": mtimes, "files": {rel: _signature(str(out / rel)) for rel in files},
+        return {"folders": mtimes,
+                "files": {rel: file_signature(str(out / rel)) for rel in files},
                 "cache": cache}
 
     def save(self, inputs: Inputs, resolver: ModelResolver, plan: Plan,
