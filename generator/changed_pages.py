@@ -17,7 +17,7 @@ import contextlib
 import functools
 import hashlib
 import os
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from .content import Post
 from .figures import Figures
 from .hashing import digest
 from .output import walk
-from .pages import Page, PageRenderer, shape, theme_dirs
+from .pages import WHOLE, Page, PageRenderer, shape, split_read, theme_dirs
 from .state import PageState, PostCache, code_digest
 
 
@@ -48,8 +48,26 @@ def _pages_context(config: SiteConfig, preview: bool, with_search: bool) -> str:
                   with_search)
 
 
+#: Post fields whose value alone is what a template that reads them gets
+_FIELDS = frozenset({"title", "date", "slug", "url", "tags", "draft", "summary", "html",
+                     "extra"})
+
+
+def read_digest(post: Post, name: str, parsed: str | None, figures: Callable[[Post], str]
+                ) -> str:
+    """Digest of what a page got by reading field ``name`` of ``post`` (``parsed``: the
+    digest of all the post's parsed data; ``figures``: a post's ``Figures.digest``).
+    Anything else a template may reach (``galleries``, ``images``, ``source``, a method)
+    counts as the whole post."""
+    if name in _FIELDS:
+        return digest(name, getattr(post, name))
+    if name == "figures":
+        return digest(name, figures(post))
+    return digest(WHOLE, parsed, str(post.source), figures(post))
+
+
 class _PageDigests:
-    """Digest of a page's inputs: its shape, and the data of each post it read."""
+    """Digest of a page's inputs: its shape, and what it read of each post."""
 
     def __init__(self, posts: list[Post], post_cache: PostCache, figures: Figures,
                  context: str):
@@ -57,21 +75,22 @@ class _PageDigests:
         self.posts = {post.url: post for post in posts}
         self._post_cache = post_cache
         self._figures = figures
-        self._of_post: dict[str, str] = {}
+        self._of_read: dict[str, str] = {}
         self._shapes: dict[int, Any] = {}
 
-    def post(self, url: str) -> str | None:
-        if url not in self._of_post:
+    def read(self, read: str) -> str | None:
+        if read not in self._of_read:
+            url, name = split_read(read)
             post = self.posts.get(url)
             if post is None:
                 return None
-            self._of_post[url] = digest(self._post_cache.digests.get(post.source),
-                                        str(post.source), self._figures.digest(post))
-        return self._of_post[url]
+            self._of_read[read] = read_digest(post, name, self._post_cache.digests.get(
+                post.source), self._figures.digest)
+        return self._of_read[read]
 
     def page(self, page: Page, reads: list[str]) -> str | None:
         """None when it cannot be told (a post is gone, a context value is opaque)."""
-        posts = [self.post(url) for url in reads]
+        posts = [self.read(read) for read in reads]
         if None in posts:
             return None
         try:

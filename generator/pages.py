@@ -8,10 +8,13 @@ site under a sub-path works, and so does the 404 page that GitHub Pages serves a
 
 Pages are listed first (``pages``) and rendered one by one (``render``), so a build can
 skip those whose inputs are unchanged. What a page was made from is its template and
-context, whose shape (``shape``) names posts only by URL, plus the posts it read: the
-environment records every post a template touches (``post.title``, ``post['title']``,
-``map(attribute=…)``, ``figures_of``), so a page that lists a tag's posts depends on
-the ones it listed, and a page that never looks at a post does not depend on it.
+context, whose shape (``shape``) names posts only by URL, plus what it read of each post:
+the environment records every field a template touches (``post.title``,
+``post['title']``, ``map(attribute=…)``, ``figures_of``) as ``read_of(url, field)``, so
+a page that lists a tag's titles depends on those titles and not on the posts' prose,
+and a page that never looks at a post does not depend on it. A post printed whole
+(``{{ post }}``, ``|pprint``) counts as read whole (``WHOLE``). Not seen: fields
+reached around Jinja's attribute lookup (``'{0.html}'.format(post)``, ``post == other``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from pprint import pformat
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -34,6 +38,19 @@ from .errors import NOT_TEXT, GenimgError
 from .images import CARD_SIZE
 
 FEED_ENTRIES = 20
+#: The field a read names when a template used a post whole (printed it, or its body)
+WHOLE = "*"
+
+
+def read_of(url: str, name: str) -> str:
+    """How a page records that it read field ``name`` of the post at ``url``."""
+    return f"{name}:{url}"
+
+
+def split_read(read: str) -> tuple[str, str]:
+    """``read_of``'s (url, field)."""
+    name, _, url = read.partition(":")
+    return url, name
 
 
 def default_theme_dir() -> Path:
@@ -85,17 +102,6 @@ class Page:
     #: context values made only when rendering: a post's gallery rows are the costly part
     lazy: dict[str, Callable[[], Any]] = field(default_factory=dict)
 
-    def posts(self) -> list[Post]:
-        """The posts handed to the template itself (not via a tag or a year): these
-        are inputs of the page even if the template only prints them whole."""
-        found: list[Post] = []
-        for value in self.context.values():
-            if isinstance(value, Post):
-                found.append(value)
-            elif isinstance(value, list | tuple):
-                found.extend(v for v in value if isinstance(v, Post))
-        return found
-
 
 def shape(value: Any, memo: dict[int, Any] | None = None) -> Any:
     """JSON data for a context value, naming each post by its URL only (what a post
@@ -128,19 +134,38 @@ def shape(value: Any, memo: dict[int, Any] | None = None) -> Any:
 
 
 class _Environment(jinja2.Environment):
-    """Jinja2 environment that records which posts a template reads (see module doc)."""
+    """Jinja2 environment that records what templates read of posts (see module doc)."""
 
-    reads: set[str] | None = None  # URLs of posts read while rendering a page
+    reads: set[str] | None = None  # ``read_of`` each field read while rendering a page
+
+    def __init__(self, **options: Any):
+        super().__init__(finalize=self._printed, **options)
+        self.filters["pprint"] = self._pprint
+
+    def read(self, post: Post, name: str) -> None:
+        if self.reads is not None:
+            self.reads.add(read_of(post.url, name))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        if self.reads is not None and isinstance(obj, Post):
-            self.reads.add(obj.url)
+        if isinstance(obj, Post):
+            self.read(obj, attribute)
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
-        if self.reads is not None and isinstance(obj, Post):
-            self.reads.add(obj.url)
+        if isinstance(obj, Post):
+            self.read(obj, str(argument))
         return super().getitem(obj, argument)
+
+    def _printed(self, value: Any) -> Any:
+        """``{{ post }}`` shows every field of the post."""
+        if isinstance(value, Post):
+            self.read(value, WHOLE)
+        return value
+
+    def _pprint(self, value: Any) -> str:
+        if isinstance(value, Post):
+            self.read(value, WHOLE)
+        return pformat(value)
 
 
 @jinja2.pass_environment
@@ -202,13 +227,9 @@ class PageRenderer:
     def tag_url(tag: str) -> str:
         return f"tags/{slugify(str(tag))}/"
 
-    def _read(self, post: Post) -> None:
-        if self.env.reads is not None:
-            self.env.reads.add(post.url)
-
     def figures_of(self, post: Post) -> list[list[Mapping[str, Any]]]:
         """A post's pictures as template data, one list per gallery (for index covers)."""
-        self._read(post)
+        self.env.read(post, "figures")
         return [[self.figures[image.location] for image in gallery.images]
                 for gallery in post.galleries]
 
@@ -244,7 +265,7 @@ class PageRenderer:
 
         ``absolute`` gives full URLs, for feed readers that show the content off-site.
         """
-        self._read(post)
+        self.env.read(post, WHOLE)  # its body and galleries
         html = post.html
         link = self.abs_url if absolute else self.url
         for index, figures in enumerate(self.figures_of(post)):
@@ -330,8 +351,9 @@ class PageRenderer:
         return pages
 
     def render(self, page: Page) -> tuple[bytes, list[str]]:
-        """The page's bytes, and the URLs of the posts it read (its own included)."""
-        self.env.reads = reads = {post.url for post in page.posts()}
+        """The page's bytes, and what it read of posts (``read_of``)."""
+        reads: set[str] = set()
+        self.env.reads = reads
         try:
             lazy = {name: make() for name, make in page.lazy.items()}
             data = self._render(page.template, **page.context, **lazy)

@@ -143,6 +143,35 @@ def test_title_change_rerenders_the_pages_that_show_it(blog: Path, tmp_path: Pat
     assert site_tree(blog) == from_scratch(blog, tmp_path)
 
 
+def test_prose_edit_rerenders_only_the_pages_that_show_the_prose(blog: Path,
+                                                                 tmp_path: Path) -> None:
+    """Pages record each field they read: the neighbours and the index show the post's
+    title and summary, not its body, so only its own page and the feed (which holds
+    the body) change."""
+    before = mtimes(blog)
+    edit(blog / "posts/2022-10-12-p2.md", "Some text.", "Some text.\n\nA new paragraph.")
+    report = build_site(blog, PREVIEW)
+    after = mtimes(blog)
+    assert {page for page in after if after[page] != before[page]} == {
+        "posts/p2/index.html", "feed.xml"}
+    assert report.files_written == 2
+    assert site_tree(blog) == from_scratch(blog, tmp_path)
+
+
+@pytest.mark.parametrize("printed", ["{{ p|pprint }}", "{{ p }}"])
+def test_a_template_printing_a_post_whole_depends_on_all_of_it(blog: Path,
+                                                               printed: str) -> None:
+    templates = blog / "theme" / "templates"
+    templates.mkdir(parents=True)
+    (templates / "tags.html").write_text("{% for tag in tags %}{% for p in tag.posts %}"
+                                         + printed + "{% endfor %}{% endfor %}",
+                                         encoding="utf-8")
+    build_site(blog, PREVIEW)
+    edit(blog / "posts/2022-10-12-p2.md", "Some text.", "Other words.")
+    build_site(blog, PREVIEW)
+    assert "Other words." in (blog / "site/tags/index.html").read_text()
+
+
 def test_tag_change_moves_the_post_between_tag_pages(blog: Path, tmp_path: Path) -> None:
     edit(blog / "posts/2022-10-12-p2.md", "tags: [a, b]", "tags: [a, c]")
     build_site(blog, PREVIEW)
