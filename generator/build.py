@@ -31,11 +31,13 @@ from .images import ImageWriter
 from .misses import find_misses, frozen_error, verify_for_site
 from .models import ModelResolver
 from .pages import PageRenderer, static_files
+from .patch import listing as patch_listing
+from .patch import patch
 from .plan import Plan, Planner
 from .progress import Progress
 from .rendering import Interrupted, render_misses
 from .specs import ImageSpec
-from .stamp import BuildStamp, Inputs, scan_inputs
+from .stamp import BuildStamp, Inputs, StampCheck, scan_inputs
 from .state import PageState, PostCache
 
 __all__ = ["BuildMemory", "BuildOptions", "BuildReport", "Interrupted", "LoadedSite",
@@ -65,6 +67,7 @@ class BuildReport:
     seconds: float = 0.0
     preview: bool = False
     unchanged: bool = False  # nothing read or written changed since the last build
+    patched: bool = False  # only posts changed, and only pages were written (``patch``)
 
 
 @dataclass
@@ -126,11 +129,15 @@ def build_site(root: Path, options: BuildOptions = BuildOptions(),
     config = load_config(root)
     stamp = BuildStamp(config, options.preview, options.drafts)
     inputs = scan_inputs(config)  # before reading: an edit made meanwhile is seen next time
-    last = stamp.unchanged(inputs)
-    if last is not None:
-        return BuildReport(posts=last["posts"], pictures=last["pictures"],
-                           preview=options.preview, unchanged=True,
-                           seconds=time.perf_counter() - started)
+    check = stamp.check(inputs)
+    if check is not None:
+        written = 0 if not check.posts else _patched(config, options, stamp, check, inputs,
+                                                     memory)
+        if written is not None:
+            return BuildReport(posts=check.report["posts"], pictures=check.report["pictures"],
+                               preview=options.preview, unchanged=not check.posts,
+                               patched=bool(check.posts), files_written=written,
+                               seconds=time.perf_counter() - started)
     with _gc_paused():
         site = load_site(root, options, memory, config)
     report = BuildReport(posts=len(site.posts), preview=options.preview,
@@ -164,6 +171,17 @@ def build_site(root: Path, options: BuildOptions = BuildOptions(),
                               (stamp, inputs))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _patched(config: SiteConfig, options: BuildOptions, stamp: BuildStamp,
+             check: StampCheck, inputs: Inputs, memory: BuildMemory | None) -> int | None:
+    """Only posts changed: ``patch`` the site if it can (files written), else None."""
+    post_cache = PostCache(config.cache_dir, config.defaults, config.grid_limit)
+    if memory is not None:
+        memory.attach(post_cache)
+    cache = Cache(config.cache_dir)
+    with cache.lock(wait=options.lock_wait), _gc_paused():
+        return patch(config, options.preview, stamp, check, inputs, post_cache, cache)
 
 
 def _write_everything(site: LoadedSite, cache: Cache, options: BuildOptions,
@@ -217,12 +235,13 @@ def _write_everything(site: LoadedSite, cache: Cache, options: BuildOptions,
     for path, (page_digest, reads) in recorded.items():
         page_state.record(path, page_digest, reads, os.stat(out / path))
     page_state.save()
+    listing = patch_listing(site.posts, site.post_cache, figures)
     site.post_cache.save()
     cache.save_index()
     stamp, scanned = stamped
     compared.update(rel for rel in files if rel not in pages)
     stamp.save(scanned, site.resolver, site.plan, files.keys() | web_files | kept, compared,
-               {"posts": report.posts, "pictures": report.pictures})
+               {"posts": report.posts, "pictures": report.pictures}, listing, with_search)
 
 
 def _where(config: SiteConfig, options: BuildOptions) -> Where:

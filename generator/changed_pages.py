@@ -34,7 +34,7 @@ from .pages import WHOLE, Page, PageRenderer, shape, split_read, theme_dirs
 from .state import PageState, PostCache, code_digest
 
 
-def _pages_context(config: SiteConfig, preview: bool, with_search: bool) -> str:
+def pages_context(config: SiteConfig, preview: bool, with_search: bool) -> str:
     """Digest of what every page depends on: code, config, theme templates, mode."""
     templates: list[str | tuple[str, str]] = []
     for theme in theme_dirs(config):
@@ -66,14 +66,15 @@ def read_digest(post: Post, name: str, parsed: str | None, figures: Callable[[Po
     return digest(WHOLE, parsed, str(post.source), figures(post))
 
 
-class _PageDigests:
-    """Digest of a page's inputs: its shape, and what it read of each post."""
+class PageDigests:
+    """Digest of a page's inputs: its shape, and what it read of each post (``parsed``
+    and ``figures`` give a post's digests, see ``read_digest``)."""
 
-    def __init__(self, posts: list[Post], post_cache: PostCache, figures: Figures,
-                 context: str):
+    def __init__(self, posts: list[Post], parsed: Callable[[Post], str | None],
+                 figures: Callable[[Post], str], context: str):
         self.context = context
         self.posts = {post.url: post for post in posts}
-        self._post_cache = post_cache
+        self._parsed = parsed
         self._figures = figures
         self._of_read: dict[str, str] = {}
         self._shapes: dict[int, Any] = {}
@@ -84,8 +85,7 @@ class _PageDigests:
             post = self.posts.get(url)
             if post is None:
                 return None
-            self._of_read[read] = read_digest(post, name, self._post_cache.digests.get(
-                post.source), self._figures.digest)
+            self._of_read[read] = read_digest(post, name, self._parsed(post), self._figures)
         return self._of_read[read]
 
     def page(self, page: Page, reads: list[str]) -> str | None:
@@ -118,8 +118,8 @@ def render_changed_pages(config: SiteConfig, posts: list[Post], post_cache: Post
     """Render the pages that changed; link back those unchanged but missing from the site
     (``KeptPages``)."""
     renderer = PageRenderer(config, figures, preview=preview, search=with_search)
-    digests = _PageDigests(posts, post_cache, figures,
-                           _pages_context(config, preview, with_search))
+    digests = PageDigests(posts, lambda post: post_cache.digests.get(post.source),
+                          figures.digest, pages_context(config, preview, with_search))
     store = KeptPages(config.cache_dir)
     done = ChangedPages()
     for page in renderer.pages(posts):

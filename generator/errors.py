@@ -36,6 +36,12 @@ class GenimgError(Exception):
         return one_line(f"{where}{self.message}")
 
 
+class StaleState(Exception):
+    """Build state turned out missing or not what it claimed, midway through a build that
+    relied on it (``patch``): that build gives way to a full one. Never the user's
+    mistake, so never shown."""
+
+
 class ErrorList(GenimgError):
     """Several independent errors found in one pass, reported together."""
 

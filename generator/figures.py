@@ -6,7 +6,7 @@ a post's figures are made from, so an unchanged page is skipped.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,6 +106,7 @@ class Figures(Mapping[Location, dict[str, Any]]):
                 web = self.webs[plan.shown_key[post.images[0].location]]
                 self.cards[web.key] = web
         self._made: dict[Location, dict[str, Any]] = {}
+        self._digests: dict[Path, str] = {}
         #: what a restoration alone was made from, as its infotext says: (prompt, negative)
         self.origin_prompts = {image.location: _origin_prompts(plan, plan.shown_key[
             image.location]) for image in images if not MODES[image.mode].generates}
@@ -149,15 +150,12 @@ class Figures(Mapping[Location, dict[str, Any]]):
     def __getitem__(self, location: Location) -> dict[str, Any]:
         if location not in self._made:
             inputs = self._inputs[location]
-            key, web = inputs[1], inputs[2]
-            meta = self._cache.meta(key) or {}
-            made = figure(*inputs)
-            made["infotext"] = str(meta.get("infotext", ""))
-            made["spec_yaml"] = spec_yaml(inputs[0])
-            made["placeholder"] = placeholder_uri(placeholder(self._cache, key),
-                                                  web.width, web.height)
-            self._made[location] = made
+            self._made[location] = completed(figure(*inputs), inputs[0], self._cache)
         return self._made[location]
+
+    def stored(self, post: Post) -> list[dict[str, Any]]:
+        """The figures of a post as kept in its build state (``StoredFigures``)."""
+        return [figure(*self._inputs[image.location]) for image in post.images]
 
     def basic(self, location: Location) -> dict[str, Any]:
         """A figure without what needs the cache (infotext, placeholder): the search
@@ -172,10 +170,57 @@ class Figures(Mapping[Location, dict[str, Any]]):
 
     def digest(self, post: Post) -> str:
         """Digest of what the figures of ``post`` are made from (its specs aside)."""
+        if post.source not in self._digests:
+            self._digests[post.source] = self._digest(post)
+        return self._digests[post.source]
+
+    def _digest(self, post: Post) -> str:
         return digest([(key, web.stem, web.width, web.height, url, label, preview, web.original,
                          elsewhere, before)
                        for _, key, web, url, label, preview, elsewhere, before
                        in (self._inputs[image.location] for image in post.images)])
+
+
+def completed(basic: dict[str, Any], image: ImageSpec, cache: Cache) -> dict[str, Any]:
+    """A ``figure`` with what needs the cache, or is costly: the infotext, the
+    placeholder, the spec to copy."""
+    key = basic["key"]
+    basic["infotext"] = str((cache.meta(key) or {}).get("infotext", ""))
+    basic["spec_yaml"] = spec_yaml(image)
+    basic["placeholder"] = placeholder_uri(placeholder(cache, key), basic["width"],
+                                           basic["height"])
+    return basic
+
+
+class StoredFigures(Mapping[Location, dict[str, Any]]):
+    """Figures as the last build kept them in each post's state (``Figures.stored``), for
+    a build that plans no picture (``patch``): ``stored(post)`` gives a post's list, read
+    only for the posts a page shows pictures of."""
+
+    def __init__(self, posts: Mapping[str, Post],
+                 stored: Callable[[Post], list[dict[str, Any]]], cache: Cache):
+        self._posts = posts  # by the file their images name
+        self._stored = stored
+        self._cache = cache
+        self._made: dict[Location, dict[str, Any]] = {}
+
+    def __getitem__(self, location: Location) -> dict[str, Any]:
+        if location not in self._made:
+            post = self._posts[location.file]
+            index = next((i for i, image in enumerate(post.images)
+                          if image.location == location), None)
+            if index is None:
+                raise KeyError(location)
+            basic = dict(self._stored(post)[index])
+            basic["thumbs"] = [tuple(pair) for pair in basic["thumbs"]]  # as ``figure`` does
+            self._made[location] = completed(basic, post.images[index], self._cache)
+        return self._made[location]
+
+    def __iter__(self) -> Iterator[Location]:
+        return (image.location for post in self._posts.values() for image in post.images)
+
+    def __len__(self) -> int:
+        return sum(len(post.images) for post in self._posts.values())
 
 
 #: libyaml's safe dumper where PyYAML has it: ten times as fast as the Python one

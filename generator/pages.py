@@ -34,7 +34,7 @@ import generator
 
 from .config import SiteConfig
 from .content import GALLERY_PLACEHOLDER, Post, slugify
-from .errors import NOT_TEXT, GenimgError
+from .errors import NOT_TEXT, GenimgError, StaleState
 from .images import CARD_SIZE
 
 FEED_ENTRIES = 20
@@ -357,7 +357,7 @@ class PageRenderer:
         try:
             lazy = {name: make() for name, make in page.lazy.items()}
             data = self._render(page.template, **page.context, **lazy)
-        except GenimgError:
+        except (GenimgError, StaleState):
             raise
         except Exception as exc:  # templates are the theme's code: any error is its own
             raise self._template_error(exc) from None

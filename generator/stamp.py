@@ -103,6 +103,16 @@ def _settled(outputs: dict[str, Any], horizon: int) -> dict[str, Any]:
             for part, values in outputs.items()}
 
 
+@dataclass
+class StampCheck:
+    """The last complete build's stamp, and the posts whose stat differs from it."""
+
+    stamp: dict[str, Any]
+    posts: list[str]  # changed posts (as scanned): edited, or only touched
+    report: dict[str, Any]  # the last build's (posts, pictures)
+    signature: list[int] | None  # of the stamp's file, as read
+
+
 class BuildStamp:
     """The last complete build's stamp, for these options (``preview``, ``drafts``)."""
 
@@ -115,10 +125,21 @@ class BuildStamp:
     def unchanged(self, inputs: Inputs) -> dict[str, Any] | None:
         """The last build's report (posts, pictures) if nothing it read or wrote has
         changed since (``inputs``: this build's scan); else None."""
+        check = self.check(inputs)
+        return check.report if check is not None and not check.posts else None
+
+    def check(self, inputs: Inputs) -> StampCheck | None:
+        """What changed since the last complete build, if only posts did (their content
+        or just their stat); None if anything else did, or there is no stamp to say."""
+        signature = file_signature(self.path)
         stamp = read_state(self.path, self.context)
         try:
-            if (not stamp
-                    or stamp["inputs"] != inputs.files
+            if not stamp or stamp["inputs"].keys() != inputs.files.keys():
+                return None
+            changed = [path for path, sig in inputs.files.items()
+                       if stamp["inputs"][path] != sig]
+            listed = stamp["listing"]
+            if (any(path not in listed for path in changed)
                     or stamp["outputs"] != self._outputs(stamp["outputs"]["folders"],
                                                          stamp["outputs"]["files"])
                     or not self._resolves_as(stamp["resolved"], stamp["sources"])):
@@ -126,7 +147,9 @@ class BuildStamp:
             report = stamp["report"]
         except (KeyError, TypeError, ValueError, AttributeError):
             return None  # damaged: a full build
-        return report if isinstance(report, dict) else None
+        if not isinstance(report, dict) or not isinstance(listed, dict):
+            return None
+        return StampCheck(stamp, changed, report, signature)
 
     def _resolves_as(self, resolved: dict[str, Any], sources: dict[str, str]) -> bool:
         resolver = ModelResolver(self.config, preview=self.preview)
@@ -155,10 +178,12 @@ class BuildStamp:
                 "cache": cache}
 
     def save(self, inputs: Inputs, resolver: ModelResolver, plan: Plan,
-             site_files: Iterable[str], compared: Iterable[str], report: dict[str, Any]
-             ) -> None:
+             site_files: Iterable[str], compared: Iterable[str], report: dict[str, Any],
+             listing: dict[str, Any], search: bool) -> None:
         """Record a complete build: ``site_files`` are all files it left in the site,
-        ``compared`` those of them a build checks by content rather than by name."""
+        ``compared`` those of them a build checks by content rather than by name;
+        ``listing``: each post's file -> what ``patch`` needs to know of it; ``search``:
+        whether the site has a search index."""
         folders = {""}
         for rel in site_files:
             while "/" in rel:
@@ -168,16 +193,26 @@ class BuildStamp:
                 folders.add(rel)
         sources = {str(node.file): node.source[len("file:"):] for node in plan.nodes.values()
                    if node.file is not None and node.source}
+        self._write({"inputs": inputs.recorded(), "resolved": resolver.resolved(),
+                     "sources": sources, "listing": listing, "search": search,
+                     "report": report},
+                    sorted(folders), sorted(compared))
+
+    def refresh(self, check: StampCheck, inputs: Inputs, listing: dict[str, Any]) -> None:
+        """Record a build that changed only what ``check`` found (``patch``): the same
+        outputs, stat-ed again, and the posts as now."""
+        stamp = dict(check.stamp, inputs=inputs.recorded(), listing=listing)
+        outputs = stamp.pop("outputs")
+        self._write(stamp, outputs["folders"], outputs["files"])
+
+    def _write(self, stamp: dict[str, Any], folders: Iterable[str], files: Iterable[str]
+               ) -> None:
         # The filesystem's own clock: a write after the stat below, in the same tick as
         # an output's last change, would leave its mtime as it was.
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=self.path.parent, prefix=".stamp.",
                                          suffix=TEMP_SUFFIX) as probe:  # a temp file: swept
             horizon = os.fstat(probe.fileno()).st_mtime_ns
-        stamp = {"inputs": inputs.recorded(), "resolved": resolver.resolved(),
-                 "sources": sources, "outputs": _settled(
-                     self._outputs(sorted(folders), sorted(compared)), horizon),
-                 "report": report}
+        stamp["outputs"] = _settled(self._outputs(folders, files), horizon)
         if read_state(self.path, self.context) != stamp:
             write_state(self.path, self.context, stamp)
-

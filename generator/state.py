@@ -176,6 +176,7 @@ class PostCache:
         self._entries: dict[str, dict[str, Any]] = {}  # post file (as shown) -> its entry
         self._plans: dict[str, dict[str, str]] = {}  # post file -> plan memo of this build
         self.digests: dict[Path, str] = {}  # post file -> digest of its parsed data
+        self.files: dict[Path, str] = {}  # post file -> its name as shown (``load``'s file)
         #: parsed posts kept in memory (``serve``): state file name -> entry, by content
         self.memory: dict[str, dict[str, Any]] | None = None
 
@@ -190,6 +191,7 @@ class PostCache:
             source_sha = None  # load_post raises the error that names the file
         name = self._file(file)
         self._used.add(name)
+        self.files[path] = file
         kept = self.memory.get(name) if self.memory is not None else None
         if kept is not None and kept["sha256"] == source_sha and kept["file"] == file:
             self._entries[file] = kept["entry"]
@@ -216,6 +218,35 @@ class PostCache:
                                  "post": post}
         return post
 
+    def entry(self, file: str) -> dict[str, Any] | None:
+        """This build's entry of a post (None if the post is parsed every time)."""
+        return self._entries.get(file)
+
+    def stored(self, file: str) -> dict[str, Any]:
+        """The entry the last build saved for a post ({} if none)."""
+        return read_state(self.folder / self._file(file), self.context)
+
+    def remember_figures(self, file: str, figures_digest: str,
+                         figures: Callable[[], list[dict[str, Any]]]) -> None:
+        """Keep a post's figures (``Figures.stored``) with it, for ``patch``: made anew
+        only when what they are made from changed."""
+        entry = self._entries.get(file)
+        if entry is None:
+            return
+        kept = entry.get("figures")
+        if not (isinstance(kept, list) and kept and kept[0] == figures_digest):
+            entry["figures"] = [figures_digest, figures()]
+            self._new[self._file(file)] = entry
+
+    def carry(self, file: str, last: Mapping[str, Any]) -> None:
+        """Give a post parsed anew the plan memo and figures of its ``last`` entry
+        (``patch``: its pictures are those of the last build)."""
+        entry = self._entries[file]
+        for part in ("plan", "figures"):
+            if part in last and entry.get(part) != last[part]:
+                entry[part] = last[part]
+                self._new[self._file(file)] = entry
+
     def planned(self, file: str) -> Mapping[str, str]:
         """The plan memo of an unchanged post (``plan.PlanMemo``): slot -> what its key was
         made from, and the key; {} for a post parsed anew or not kept."""
@@ -227,9 +258,9 @@ class PostCache:
         """What planning gave this build, saved with the post when it differs."""
         self._plans.setdefault(file, {})[slot] = made_of_and_key
 
-    def save(self) -> None:
+    def save(self, prune: bool = True) -> None:
         """Write the posts parsed anew or planned otherwise; remove the state of posts
-        that are gone."""
+        that are gone (``prune``: this build loaded every post)."""
         for file, plan in self._plans.items():
             entry = self._entries.get(file)
             if entry is not None and entry.get("plan") != plan:
@@ -239,6 +270,8 @@ class PostCache:
         for name, entry in self._new.items():
             write_state(self.folder / name, self.context, entry)
         self._new.clear()
+        if not prune:
+            return
         with contextlib.suppress(OSError):
             with os.scandir(self.folder) as listing:
                 stale = [e.path for e in listing
@@ -286,6 +319,17 @@ class PageState:
         if same:
             self._new[page] = entry
         return same
+
+    def reads(self, page: str) -> list[str] | None:
+        """What the page read when last rendered (None if it was not recorded)."""
+        entry = self._old.get(page)
+        if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[1], list):
+            return [str(read) for read in entry[1]]
+        return None
+
+    def keep(self, page: str) -> None:
+        """Keep the page's record as it is (its inputs are known to be unchanged)."""
+        self._new[page] = self._old[page]
 
     def pages_before(self) -> set[str] | None:
         """The pages the last build recorded; None if there is no state to say."""
