@@ -36,6 +36,7 @@ from .config import SiteConfig
 from .content import GALLERY_PLACEHOLDER, Post, slugify
 from .errors import NOT_TEXT, GenimgError, StaleState
 from .images import CARD_SIZE
+from .state import code_digest
 
 FEED_ENTRIES = 20
 #: The field a read names when a template used a post whole (printed it, or its body)
@@ -197,6 +198,7 @@ class PageRenderer:
         ])
         self.env = _Environment(
             loader=loader,
+            bytecode_cache=_bytecode_cache(),
             autoescape=jinja2.select_autoescape(["html", "xml"], default_for_string=True),
             trim_blocks=True,
             lstrip_blocks=True,
@@ -368,6 +370,21 @@ class PageRenderer:
     def render_all(self, posts: list[Post]) -> dict[str, bytes]:
         """Every page: site path -> bytes."""
         return {page.path: self.render(page)[0] for page in self.pages(posts)}
+
+
+@functools.cache
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between builds (compiling the theme's templates was a
+    third of a one-post edit): Jinja2's own per-user folder in the temp dir, which it
+    makes private to the user (the code it holds is run as it is, so never in the blog
+    folder, where a cloned repository could plant it). The file names carry genimg's
+    code digest and Jinja2's version: the source's checksum is Jinja2's only other
+    key, and the environment that compiles it changes with genimg."""
+    try:
+        return jinja2.FileSystemBytecodeCache(
+            pattern=f"__genimg_{code_digest()[:16]}_{jinja2.__version__}_%s.cache")
+    except (OSError, RuntimeError):  # no private temp folder to be had: compile each time
+        return None
 
 
 def _isodate(value: dt.date) -> str:

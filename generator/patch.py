@@ -26,7 +26,7 @@ from typing import Any
 
 from .atomic import file_signature, write_if_changed
 from .cache import Cache
-from .changed_pages import KeptPages, PageDigests, pages_context
+from .changed_pages import KeptPages, PageDigests, pages_context, read_digest
 from .config import SiteConfig
 from .content import Post
 from .errors import GenimgError, StaleState
@@ -66,6 +66,9 @@ class _StoredPost(Post):
     build state when first used."""
 
     def __getattr__(self, name: str) -> Any:
+        if name == "source":
+            self.source = Path(self.__dict__["_path"])
+            return self.source
         if name not in ("html", "galleries"):
             raise AttributeError(name)
         whole = self.__dict__["_load"]()
@@ -95,9 +98,9 @@ class _Stored:
         row = self.rows[path]
         post = object.__new__(_StoredPost)
         post.__dict__.update(
-            source=Path(path), title=row[_TITLE], date=dt.date.fromisoformat(row[_DATE]),
+            _path=path, title=row[_TITLE], date=dt.date.fromisoformat(row[_DATE]),
             slug=row[_SLUG], tags=tuple(row[_TAGS]), draft=row[_DRAFT], summary=row[_SUMMARY],
-            extra=row[_EXTRA], _load=functools.partial(self._whole, path))
+            extra=row[_EXTRA], _parsed=row[_PARSED], _load=functools.partial(self._whole, path))
         return post
 
     def _whole(self, path: str) -> Post:
@@ -109,7 +112,7 @@ class _Stored:
 
     def figures(self, post: Post) -> list[dict[str, Any]]:
         """The post's figures as its state keeps them (``Figures.stored``)."""
-        path = str(post.source)
+        path = post.__dict__.get("_path") or str(post.source)
         kept = self.entry(path).get("figures")
         if not (isinstance(kept, list) and len(kept) == 2
                 and kept[0] == self.rows[path][_FIGURES]):
@@ -134,6 +137,7 @@ class _Stored:
                 != (last.date, last.slug, last.tags, last.draft)
                 or _pictures(entry["post"]) != _pictures(before["post"])):
             return None
+        _ = last.html  # read from the last build's state, before it gives way to this one
         self.post_cache.carry(file, before)
         self.entries[path] = entry
         self.rows[path] = _row(post, file, entry["digest"], self.rows[path][_FIGURES])
@@ -183,6 +187,32 @@ def _patch(config: SiteConfig, preview: bool, stamp: BuildStamp, check: StampChe
     return written
 
 
+class _ChangedReads:
+    """Whether a page read a field of an edited post that changed."""
+
+    def __init__(self, edited: Mapping[str, tuple[Post, Post]], rows: Mapping[str, list]):
+        self.edited = edited
+        self.rows = rows
+        self._changed: dict[str, bool] = {}
+
+    def any(self, reads: list[str]) -> bool:
+        # Reads end in a post's URL, which has neither ':' nor a line break (a slug).
+        listed = "\n".join(reads) + "\n"
+        return any(f":{url}\n" in listed and any(self._read_changed(read) for read in reads
+                                                  if read.endswith(f":{url}"))
+                   for url in self.edited)
+
+    def _read_changed(self, read: str) -> bool:
+        if read not in self._changed:
+            url, name = split_read(read)
+            before, now = self.edited[url]
+            row = self.rows[url]
+            figures = lambda post: row[_FIGURES]  # noqa: E731 (the same before and now)
+            self._changed[read] = (read_digest(before, name, before.__dict__["_parsed"], figures)
+                                   != read_digest(now, name, row[_PARSED], figures))
+        return self._changed[read]
+
+
 def _write_pages(config: SiteConfig, preview: bool, with_search: bool, posts: list[Post],
                  edited: Mapping[str, tuple[Post, Post]], stored: _Stored, cache: Cache
                  ) -> int | None:
@@ -190,7 +220,7 @@ def _write_pages(config: SiteConfig, preview: bool, with_search: bool, posts: li
     written, or None if the pages are not those the last build recorded."""
     out = config.output_dir
     rows = stored.rows
-    by_file = {rows[str(post.source)][_FILE]: post for post in posts}
+    by_file = {rows[path][_FILE]: post for path, post in zip(rows, posts, strict=True)}
     renderer = PageRenderer(config, StoredFigures(by_file, stored.figures, cache),
                             preview=preview, search=with_search)
     page_state = PageState(config.cache_dir, "pages")
@@ -198,20 +228,19 @@ def _write_pages(config: SiteConfig, preview: bool, with_search: bool, posts: li
     before = page_state.pages_before()
     if before is None or {page.path for page in pages} != before:
         return None
-    digests = PageDigests(posts, lambda post: rows[str(post.source)][_PARSED],
-                          lambda post: rows[str(post.source)][_FIGURES],
+    by_url = {post.url: rows[path] for path, post in zip(rows, posts, strict=True)}
+    digests = PageDigests(posts, lambda post: by_url[post.url][_PARSED],
+                          lambda post: by_url[post.url][_FIGURES],
                           pages_context(config, preview, with_search))
+    changed = _ChangedReads(edited, by_url)
     rendered: list[str] = []
     written = 0
     for page in pages:
         reads = page_state.reads(page.path)
         if reads is None:
             return None
-        if not any(split_read(read)[0] in edited for read in reads):
+        if not changed.any(reads):  # then the page's digest is as recorded
             page_state.keep(page.path)
-            continue
-        if page_state.unchanged(page.path, functools.partial(digests.page, page),
-                                os.stat(out / page.path)):
             continue
         data, reads = renderer.render(page)
         written += write_if_changed(out / page.path, data, durable=False)

@@ -161,10 +161,10 @@ class BuildStamp:
             return False
 
     def _outputs(self, folders: Iterable[str], files: Iterable[str]) -> dict[str, Any]:
-        out, objects = self.config.output_dir, self.config.cache_dir / "objects"
+        out, objects = str(self.config.output_dir), self.config.cache_dir / "objects"
         mtimes: dict[str, int | None] = {}
-        for folder in folders:
-            sig = file_signature(str(out / folder) if folder else str(out))
+        for folder in folders:  # (strings, not Paths: tens of thousands of them)
+            sig = file_signature(os.path.join(out, folder) if folder else out)
             mtimes[folder] = sig[1] if sig else None
         cache: dict[str, int | None] = {}
         with contextlib.suppress(FileNotFoundError), os.scandir(objects) as listing:
@@ -174,7 +174,7 @@ class BuildStamp:
         sig = file_signature(str(objects))
         cache[""] = sig[1] if sig else None
         return {"folders": mtimes,
-                "files": {rel: file_signature(str(out / rel)) for rel in files},
+                "files": {rel: file_signature(os.path.join(out, rel)) for rel in files},
                 "cache": cache}
 
     def save(self, inputs: Inputs, resolver: ModelResolver, plan: Plan,
@@ -203,10 +203,11 @@ class BuildStamp:
         outputs, stat-ed again, and the posts as now."""
         stamp = dict(check.stamp, inputs=inputs.recorded(), listing=listing)
         outputs = stamp.pop("outputs")
-        self._write(stamp, outputs["folders"], outputs["files"])
+        self._write(stamp, outputs["folders"], outputs["files"], changed=True)
 
-    def _write(self, stamp: dict[str, Any], folders: Iterable[str], files: Iterable[str]
-               ) -> None:
+    def _write(self, stamp: dict[str, Any], folders: Iterable[str], files: Iterable[str],
+               changed: bool = False) -> None:
+        """(``changed``: known to differ from the stamp on disk, which is not read.)"""
         # The filesystem's own clock: a write after the stat below, in the same tick as
         # an output's last change, would leave its mtime as it was.
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,5 +215,5 @@ class BuildStamp:
                                          suffix=TEMP_SUFFIX) as probe:  # a temp file: swept
             horizon = os.fstat(probe.fileno()).st_mtime_ns
         stamp["outputs"] = _settled(self._outputs(folders, files), horizon)
-        if read_state(self.path, self.context) != stamp:
+        if changed or read_state(self.path, self.context) != stamp:
             write_state(self.path, self.context, stamp)

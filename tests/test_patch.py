@@ -111,6 +111,20 @@ def test_an_edit_of_words_is_patched_like_a_full_build(blog: Path, tmp_path: Pat
     assert rendered == [] and parsed == []
 
 
+def test_a_page_that_shows_other_posts_bodies_reads_them_from_the_state(
+        blog: Path, tmp_path: Path) -> None:
+    templates = blog / "theme" / "templates"
+    templates.mkdir(parents=True)
+    (templates / "tags.html").write_text("{% for tag in tags %}{% for p in tag.posts %}"
+                                         "{{ p.html|safe }}{% endfor %}{% endfor %}",
+                                         encoding="utf-8")
+    settled(blog)
+    edit(blog / P2, "Some text.", "Some text.\n\nWords for the tags page.")
+    assert build_site(blog, PREVIEW).patched
+    assert "Words for the tags page." in (blog / "site/tags/index.html").read_text()
+    assert site_tree(blog) == from_scratch(blog, tmp_path)
+
+
 @pytest.mark.parametrize("name", FULL)
 def test_an_edit_of_more_than_words_gets_a_full_build(blog: Path, tmp_path: Path,
                                                       name: str) -> None:
