@@ -179,12 +179,12 @@ def _patch(config: SiteConfig, preview: bool, stamp: BuildStamp, check: StampChe
                            for a, b in edited.values()):
         return None  # the search records show them: Pagefind runs again
     written = _write_pages(config, preview, with_search, list(posts.values()), edited,
-                           stored, cache) if edited else 0
+                           stored, cache) if edited else []
     if written is None:
         return None
     post_cache.save(prune=False)
-    stamp.refresh(check, inputs, stored.rows)
-    return written
+    stamp.refresh(check, inputs, stored.rows, written)
+    return len(written)
 
 
 class _ChangedReads:
@@ -215,9 +215,9 @@ class _ChangedReads:
 
 def _write_pages(config: SiteConfig, preview: bool, with_search: bool, posts: list[Post],
                  edited: Mapping[str, tuple[Post, Post]], stored: _Stored, cache: Cache
-                 ) -> int | None:
-    """Render the pages that read what changed of the ``edited`` posts; the number
-    written, or None if the pages are not those the last build recorded."""
+                 ) -> list[str] | None:
+    """Render the pages that read what changed of the ``edited`` posts; those written,
+    or None if the pages are not those the last build recorded."""
     out = config.output_dir
     rows = stored.rows
     by_file = {rows[path][_FILE]: post for path, post in zip(rows, posts, strict=True)}
@@ -234,7 +234,7 @@ def _write_pages(config: SiteConfig, preview: bool, with_search: bool, posts: li
                           pages_context(config, preview, with_search))
     changed = _ChangedReads(edited, by_url)
     rendered: list[str] = []
-    written = 0
+    written: list[str] = []
     for page in pages:
         reads = page_state.reads(page.path)
         if reads is None:
@@ -243,7 +243,8 @@ def _write_pages(config: SiteConfig, preview: bool, with_search: bool, posts: li
             page_state.keep(page.path)
             continue
         data, reads = renderer.render(page)
-        written += write_if_changed(out / page.path, data, durable=False)
+        if write_if_changed(out / page.path, data, durable=False):
+            written.append(page.path)
         page_digest = digests.page(page, reads)
         if page_digest is None:
             return None

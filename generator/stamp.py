@@ -198,22 +198,35 @@ class BuildStamp:
                      "report": report},
                     sorted(folders), sorted(compared))
 
-    def refresh(self, check: StampCheck, inputs: Inputs, listing: dict[str, Any]) -> None:
-        """Record a build that changed only what ``check`` found (``patch``): the same
-        outputs, stat-ed again, and the posts as now."""
-        stamp = dict(check.stamp, inputs=inputs.recorded(), listing=listing)
-        outputs = stamp.pop("outputs")
-        self._write(stamp, outputs["folders"], outputs["files"], changed=True)
+    def refresh(self, check: StampCheck, inputs: Inputs, listing: dict[str, Any],
+                written: Iterable[str]) -> None:
+        """Record a build that changed only what ``check`` found (``patch``): the posts
+        as now, and the outputs ``check`` found as recorded, but for the site files
+        ``written`` and their folders, stat-ed again."""
+        horizon = self._horizon()
+        outputs = check.stamp["outputs"]
+        folders, files = dict(outputs["folders"]), dict(outputs["files"])
+        out = str(self.config.output_dir)
+        for rel in written:
+            files[rel] = file_signature(os.path.join(out, rel))
+            folder = rel.rpartition("/")[0]
+            sig = file_signature(os.path.join(out, folder) if folder else out)
+            folders[folder] = sig[1] if sig else None
+        outputs = _settled(dict(outputs, folders=folders, files=files), horizon)
+        write_state(self.path, self.context, dict(check.stamp, inputs=inputs.recorded(),
+                                                  listing=listing, outputs=outputs))
 
-    def _write(self, stamp: dict[str, Any], folders: Iterable[str], files: Iterable[str],
-               changed: bool = False) -> None:
-        """(``changed``: known to differ from the stamp on disk, which is not read.)"""
-        # The filesystem's own clock: a write after the stat below, in the same tick as
-        # an output's last change, would leave its mtime as it was.
+    def _horizon(self) -> int:
+        """The filesystem's own clock: a write after an output's stat, in the same tick
+        as its last change, would leave its mtime as it was."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=self.path.parent, prefix=".stamp.",
                                          suffix=TEMP_SUFFIX) as probe:  # a temp file: swept
-            horizon = os.fstat(probe.fileno()).st_mtime_ns
+            return os.fstat(probe.fileno()).st_mtime_ns
+
+    def _write(self, stamp: dict[str, Any], folders: Iterable[str], files: Iterable[str]
+               ) -> None:
+        horizon = self._horizon()
         stamp["outputs"] = _settled(self._outputs(folders, files), horizon)
-        if changed or read_state(self.path, self.context) != stamp:
+        if read_state(self.path, self.context) != stamp:
             write_state(self.path, self.context, stamp)
