@@ -17,6 +17,12 @@ from typing import Any, Protocol
 
 import markdown
 from markdown.extensions import Extension
+from markdown.extensions.attr_list import AttrListExtension
+from markdown.extensions.fenced_code import FencedCodeExtension
+from markdown.extensions.footnotes import FootnoteExtension
+from markdown.extensions.sane_lists import SaneListExtension
+from markdown.extensions.tables import TableExtension
+from markdown.extensions.toc import TocExtension
 from markdown.preprocessors import Preprocessor
 
 from . import schema
@@ -37,6 +43,14 @@ GRID_LIMIT: int = schema.CONFIG["grid_limit"].default
 #: walk in linear time; about 1.5 million steps take a second.
 MAX_BRACKET_WORK = 3_000_000
 _BRACKETS = re.compile(r"\\.|\]\(|[\[\]()]")
+
+
+def _extensions() -> list[Extension]:
+    """``MARKDOWN_EXTENSIONS``, made directly: by name, Python-Markdown looks each one up
+    among every installed package's entry points (``importlib.metadata``, slow to
+    import and to scan)."""
+    return [FencedCodeExtension(), TableExtension(), FootnoteExtension(), AttrListExtension(),
+            TocExtension(), SaneListExtension()]
 
 
 def slugify(text: str) -> str:
@@ -352,7 +366,7 @@ def load_post(path: Path, defaults: Mapping[str, Any], display_path: str | None 
     body = NOT_TEXT.sub("", body)  # a raw vertical tab or form feed: no text, and no XML
     _check_brackets(body, file, body_line)
     ext = GalleryExtension(file, body_line, defaults, grid_limit)
-    md = markdown.Markdown(extensions=[ext, *MARKDOWN_EXTENSIONS], output_format="html")
+    md = markdown.Markdown(extensions=[ext, *_extensions()], output_format="html")
     try:
         html = md.convert(body)
     except RecursionError:

@@ -21,7 +21,6 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
 from html import escape
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +54,8 @@ def available() -> bool:
 
 def _versions() -> list[str | None]:
     """Pagefind's versions, binary included: a new one makes a new index."""
+    from importlib import metadata  # here: slow to import, and only a search index needs it
+
     found: list[str | None] = []
     for name in ("pagefind", "pagefind-bin-extended", "pagefind-bin"):
         try:

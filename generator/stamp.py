@@ -30,12 +30,13 @@ other code, it only means a full build.
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.util
 import os
 import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -50,18 +51,19 @@ from .state import STATE_DIR, code_digest, read_state, write_state
 #: Files changed this close to a scan may have changed twice within one mtime tick
 #: (ext4's coarse clock ticks every few ms; FAT's every 2 s).
 RACY_NS = 2_000_000_000
-#: What a stamp must have been made with: libraries that shape the pages and index.
-_LIBRARIES = ("jinja2", "markdown", "pyyaml", "pillow", "pagefind", "pagefind-bin",
-              "pagefind-bin-extended")
+#: What a stamp must have been made with: libraries that shape the pages, by version...
+_LIBRARIES = ("jinja2", "markdown", "yaml", "PIL")
+#: ...and Pagefind's packages, whose code names no version: by their files' stat (an
+#: upgrade rewrites them). Never ``importlib.metadata``, which alone took a tenth of a
+#: one-post edit to import.
+_SEARCH_PACKAGES = ("pagefind", "pagefind_bin", "pagefind_bin_extended")
 
 
-def _versions() -> list[str | None]:
-    found: list[str | None] = []
-    for name in _LIBRARIES:
-        try:
-            found.append(metadata.version(name))
-        except metadata.PackageNotFoundError:
-            found.append(None)
+def _versions() -> list[Any]:
+    found: list[Any] = [importlib.import_module(name).__version__ for name in _LIBRARIES]
+    for name in _SEARCH_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        found.append(file_signature(spec.origin) if spec and spec.origin else None)
     return found
 
 

@@ -317,3 +317,10 @@ def test_deleted_cache_entry_is_noticed(blog: Path) -> None:
     cache.paths(key)[0].unlink()
     report = build_site(blog, PREVIEW)
     assert report.rendered == 1
+
+
+def test_the_markdown_extensions_parsed_with_are_those_the_state_is_keyed_by() -> None:
+    import generator.content
+
+    made = [type(e).__module__.rsplit(".", 1)[1] for e in generator.content._extensions()]
+    assert made == list(generator.content.MARKDOWN_EXTENSIONS)
