@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 import generator.pages
 import generator.state
@@ -219,3 +222,37 @@ def test_with_search_an_edit_the_index_shows_gets_a_full_build(make_blog: MakeBl
     edit(root / P2, "title: Post 2", "title: Renamed")
     assert not build_site(root, PREVIEW).patched
     assert site_tree(root) == from_scratch(root, tmp_path)
+
+
+#: (old, new) text edits of a post, each one line of ``post(n)``'s
+EDITS = {
+    "prose": ("Some text.", "Some text.\n\nMore words."),
+    "summary": ("Some text.", "Other text."),
+    "title": ("title: Post {n}", "title: Retitled {n}"),
+    "extra": ("tags: [a, b]", "tags: [a, b]\nextra: {{mood: calm}}"),
+    "tags": ("tags: [a, b]", "tags: [b]"),
+    "date": ("date: 2022-10-", "date: 2022-09-"),
+    "prompt": ("prompt: picture {n}", "prompt: picture {n}, again"),
+}
+WORDS = ["prose", "summary", "title", "extra"]  # drawn more often: edits a patch builds
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(1, 4), st.sampled_from(WORDS * 3 + sorted(EDITS))),
+                min_size=1, max_size=4, unique=True))
+def test_any_edits_give_the_site_a_full_build_gives(make_blog: MakeBlog,
+                                                    edits: list[tuple[int, str]]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = settled(make_blog({f"2022-10-{n + 10:02d}-p{n}.md": post(n)
+                                  for n in range(1, 5)},
+                                 DEFAULT_CONFIG + "search: false\n", name=Path(folder).name))
+        for n, kind in edits:
+            path = root / "posts" / f"2022-10-{n + 10:02d}-p{n}.md"
+            old, new = (text.format(n=n) for text in EDITS[kind])
+            path.write_text(path.read_text().replace(old, new, 1), encoding="utf-8")
+        report = build_site(root, PREVIEW)
+        event(f"patched: {report.patched}")
+        assert site_tree(root) == from_scratch(root, Path(folder))
+        shutil.rmtree(root)
