@@ -197,7 +197,10 @@ class _ChangedReads:
 
     def any(self, reads: list[str]) -> bool:
         # Reads end in a post's URL, which has neither ':' nor a line break (a slug).
-        listed = "\n".join(reads) + "\n"
+        try:
+            listed = "\n".join(reads) + "\n"
+        except TypeError as exc:  # the page's record is damaged
+            raise StaleState("pages") from exc
         return any(f":{url}\n" in listed and any(self._read_changed(read) for read in reads
                                                   if read.endswith(f":{url}"))
                    for url in self.edited)

@@ -324,7 +324,7 @@ class PageState:
         """What the page read when last rendered (None if it was not recorded)."""
         entry = self._old.get(page)
         if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[1], list):
-            return [str(read) for read in entry[1]]
+            return entry[1]  # strings, unless damaged: ``patch`` then gives way (TypeError)
         return None
 
     def keep(self, page: str) -> None:

@@ -190,6 +190,17 @@ def test_state_a_page_needs_but_cannot_trust_means_a_full_build(
     assert site_tree(blog) == from_scratch(blog, tmp_path)
 
 
+def test_a_damaged_record_of_a_pages_reads_means_a_full_build(blog: Path,
+                                                              tmp_path: Path) -> None:
+    state = blog / ".genimg/state/pages.json"
+    data = json.loads(state.read_text())
+    data["entries"]["index.html"][1].append(7)
+    state.write_text(json.dumps(data))
+    edit(blog / P2, "Some text.", "New words.")
+    assert not build_site(blog, PREVIEW).patched
+    assert site_tree(blog) == from_scratch(blog, tmp_path)
+
+
 def test_a_new_site_or_a_new_post_is_a_full_build(blog: Path, tmp_path: Path) -> None:
     shutil.rmtree(blog / "site")
     edit(blog / P2, "Some text.", "New words.")
