@@ -19,6 +19,7 @@ reached around Jinja's attribute lookup (``'{0.html}'.format(post)``, ``post == 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 from collections.abc import Callable, Mapping
@@ -381,10 +382,23 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     code digest and Jinja2's version: the source's checksum is Jinja2's only other
     key, and the environment that compiles it changes with genimg."""
     try:
-        return jinja2.FileSystemBytecodeCache(
+        return _QuietBytecodeCache(
             pattern=f"__genimg_{code_digest()[:16]}_{jinja2.__version__}_%s.cache")
     except (OSError, RuntimeError):  # no private temp folder to be had: compile each time
         return None
+
+
+class _QuietBytecodeCache(jinja2.FileSystemBytecodeCache):
+    """A cache, so a full or read-only temp folder only costs compiling (Jinja2 would
+    raise, and the build would fail on a template that is fine)."""
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().load_bytecode(bucket)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
 
 
 def _isodate(value: dt.date) -> str:

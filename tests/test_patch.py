@@ -267,3 +267,40 @@ def test_any_edits_give_the_site_a_full_build_gives(make_blog: MakeBlog,
         event(f"patched: {report.patched}")
         assert site_tree(root) == from_scratch(root, Path(folder))
         shutil.rmtree(root)
+
+
+def test_compiled_templates_are_kept_outside_the_blog(blog: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jinja2's private per-user folder: marshal data is code, and a blog folder may
+    come from anyone's repository."""
+    import jinja2
+
+    from generator.config import load_config
+
+    kept = generator.pages._bytecode_cache()
+    assert kept is not None and not Path(kept.directory).is_relative_to(blog)
+    assert Path(kept.directory).stat().st_mode & 0o077 == 0
+    compiled: list[str] = []
+    real = jinja2.Environment.compile
+
+    def compile(self: jinja2.Environment, source: str, name: str | None = None,
+                *args: object, **kwargs: object) -> object:
+        compiled.append(str(name))
+        return real(self, source, name, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", compile)
+    config = load_config(blog)
+    generator.pages.PageRenderer(config, {}).env.get_template("post.html")
+    compiled.clear()
+    generator.pages.PageRenderer(config, {}).env.get_template("post.html")
+    assert compiled == []
+
+
+def test_a_temp_folder_that_cannot_be_written_only_costs_compiling(
+        blog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    unusable = generator.pages._QuietBytecodeCache(str(tmp_path / "gone"))
+    monkeypatch.setattr(generator.pages, "_bytecode_cache", lambda: unusable)
+    shutil.rmtree(blog / "site")
+    shutil.rmtree(blog / ".genimg/state")
+    build_site(blog, PREVIEW)
+    assert site_tree(blog) == from_scratch(blog, tmp_path)
