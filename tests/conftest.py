@@ -94,3 +94,35 @@ SIMPLE_POST = """
 def simple_blog(make_blog: MakeBlog) -> Path:
     """One post with a txt2img -> img2img pair."""
     return make_blog({"2022-10-30-pair.md": SIMPLE_POST})
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the post files that a build parses (rather than takes from the state)."""
+    import generator.state
+
+    calls: list[str] = []
+    real = generator.state.load_post
+
+    def load_post(path: Path, *args: object) -> object:
+        calls.append(path.name)
+        return real(path, *args)
+
+    monkeypatch.setattr(generator.state, "load_post", load_post)
+    return calls
+
+
+@pytest.fixture
+def rendered(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Site paths of the pages a build renders (rather than keeps or links back)."""
+    import generator.pages
+
+    paths: list[str] = []
+    real = generator.pages.PageRenderer.render
+
+    def render(self: generator.pages.PageRenderer, page: generator.pages.Page) -> object:
+        paths.append(page.path)
+        return real(self, page)
+
+    monkeypatch.setattr(generator.pages.PageRenderer, "render", render)
+    return paths

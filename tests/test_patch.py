@@ -40,33 +40,6 @@ def settled(root: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def rendered(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Site paths of the pages rendered."""
-    paths: list[str] = []
-    real = generator.pages.PageRenderer.render
-
-    def render(self: generator.pages.PageRenderer, page: generator.pages.Page) -> object:
-        paths.append(page.path)
-        return real(self, page)
-
-    monkeypatch.setattr(generator.pages.PageRenderer, "render", render)
-    return paths
-
-
-@pytest.fixture
-def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    calls: list[str] = []
-    real = generator.state.load_post
-
-    def load_post(path: Path, *args: object) -> object:
-        calls.append(path.name)
-        return real(path, *args)
-
-    monkeypatch.setattr(generator.state, "load_post", load_post)
-    return calls
-
-
 P2 = "posts/2022-10-12-p2.md"
 #: edits a patch handles -> the pages they must re-render
 PATCHED = {

@@ -69,20 +69,6 @@ def from_scratch(root: Path, tmp_path: Path) -> dict[str, str]:
     return site_tree(clean)
 
 
-@pytest.fixture
-def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Names of the post files that a build parses (rather than takes from the state)."""
-    calls: list[str] = []
-    real = generator.state.load_post
-
-    def load_post(path: Path, *args: object) -> object:
-        calls.append(path.name)
-        return real(path, *args)
-
-    monkeypatch.setattr(generator.state, "load_post", load_post)
-    return calls
-
-
 def edit(path: Path, old: str, new: str) -> None:
     path.write_text(path.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
 
@@ -250,18 +236,9 @@ def test_page_edited_on_disk_is_rendered_again(blog: Path) -> None:
 
 
 def test_a_new_site_links_back_its_unchanged_pages(blog: Path, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import generator.pages
-
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  rendered: list[str]) -> None:
     before = site_tree(blog)
-    rendered: list[str] = []
-    real = generator.pages.PageRenderer.render
-
-    def render(self: generator.pages.PageRenderer, page: generator.pages.Page) -> object:
-        rendered.append(page.path)
-        return real(self, page)
-
-    monkeypatch.setattr(generator.pages.PageRenderer, "render", render)
     shutil.rmtree(blog / "site")  # rm -rf site: every page linked back, none rendered
     build_site(blog, PREVIEW)
     assert rendered == [] and site_tree(blog) == before
