@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,8 @@ class LineList(list):
     item_lines: list[int]
 
 
-class _LineLoader(yaml.SafeLoader):
-    """``SafeLoader`` (no object construction) that records line numbers."""
+class _Lines(yaml.constructor.SafeConstructor):
+    """Safe construction (no objects) that records line numbers."""
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         # SafeConstructor lets plain Python errors escape for some bad scalars
@@ -46,7 +48,7 @@ def _cut(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
+def _construct_mapping(loader: _Lines, node: yaml.MappingNode) -> LineDict:
     loader.flatten_mapping(node)
     result = LineDict()
     result.line = node.start_mark.line
@@ -68,15 +70,37 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     return result
 
 
-def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineList:
+def _construct_sequence(loader: _Lines, node: yaml.SequenceNode) -> LineList:
     result = LineList(loader.construct_object(child, deep=True) for child in node.value)
     result.line = node.start_mark.line
     result.item_lines = [child.start_mark.line for child in node.value]
     return result
 
 
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+# (on the mixin, so both loaders below have them; the stubs allow only whole loaders)
+_Lines.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,  # type: ignore[type-var]
+                       _construct_mapping)
+_Lines.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG,  # type: ignore[type-var]
+                       _construct_sequence)
+
+
+class _LineLoader(_Lines, yaml.SafeLoader):
+    """PyYAML's own parser, in Python: its error messages are the ones genimg words
+    its errors for (``_describe``)."""
+
+
+#: libyaml's parser (where PyYAML has it): the same nodes and marks, four times as fast.
+#: Whatever it rejects is parsed again by ``_LineLoader``, so errors read as they always did.
+_FastLineLoader: type[yaml.CSafeLoader] | None = None
+if hasattr(yaml, "CSafeLoader"):
+    class _FastLineLoader(_Lines, yaml.CSafeLoader):  # type: ignore[no-redef]
+        pass
+
+#: Where libyaml and PyYAML's Python parser part ways (found by ``tests/test_yamlio.py``):
+#: tabs, tags (``!``), block scalars (``|``, ``>``), other line breaks, BOMs and control
+#: characters. libyaml accepts some of these where Python rejects them, and reads a bare
+#: ``!`` otherwise. Text holding one is parsed by Python alone.
+_PARTING = re.compile("[\t!|>\r\ufeff\x85\u2028\u2029\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _one_line(text: str) -> str:
@@ -114,7 +138,7 @@ def load_yaml(text: str, file: str, first_line: int) -> tuple[Any, dict[Any, int
     Every problem is a one-line ``GenimgError`` naming the file line.
     """
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass: safe
+        data = _load(text)
     except yaml.MarkedYAMLError as exc:
         message, line = _describe(exc, first_line)
         raise GenimgError(message, file, line) from None
@@ -131,6 +155,15 @@ def load_yaml(text: str, file: str, first_line: int) -> tuple[Any, dict[Any, int
     _shift(data, first_line, set())
     lines = key_lines_of(data)
     return data, lines
+
+
+def _load(text: str) -> Any:
+    """``text`` parsed by libyaml if it can, else by PyYAML in Python, with the same
+    result either way (both safe: ``SafeConstructor``, no object is made from a tag)."""
+    if _FastLineLoader is not None and not _PARTING.search(text):
+        with contextlib.suppress(yaml.YAMLError, RecursionError):
+            return yaml.load(text, Loader=_FastLineLoader)
+    return yaml.load(text, Loader=_LineLoader)
 
 
 def _shift(data: Any, first_line: int, seen: set[int]) -> None:
