@@ -56,7 +56,7 @@ _FIELDS = frozenset({"title", "date", "slug", "url", "tags", "draft", "summary",
 def read_digest(post: Post, name: str, parsed: str | None, figures: Callable[[Post], str]
                 ) -> str:
     """Digest of what a page got by reading field ``name`` of ``post`` (``parsed``: the
-    digest of all the post's parsed data; ``figures``: a post's ``Figures.digest``).
+    digest of all the post's parsed data; ``figures``: a post's ``figures_digest``).
     Anything else a template may reach (``galleries``, ``images``, ``source``, a method)
     counts as the whole post."""
     if name in _FIELDS:
@@ -64,6 +64,12 @@ def read_digest(post: Post, name: str, parsed: str | None, figures: Callable[[Po
     if name == "figures":
         return digest(name, figures(post))
     return digest(WHOLE, parsed, str(post.source), figures(post))
+
+
+def figures_digest(figures: Figures, post_cache: PostCache, post: Post) -> str:
+    """Digest of what a post's figures show: the keys, web files and links they are
+    made of (``Figures.digest``) and the pictures' settings (alt, caption, prompt...)."""
+    return digest(figures.digest(post), post_cache.pictures(post))
 
 
 class PageDigests:
@@ -119,7 +125,8 @@ def render_changed_pages(config: SiteConfig, posts: list[Post], post_cache: Post
     (``KeptPages``)."""
     renderer = PageRenderer(config, figures, preview=preview, search=with_search)
     digests = PageDigests(posts, lambda post: post_cache.digests.get(post.source),
-                          figures.digest, pages_context(config, preview, with_search))
+                          functools.partial(figures_digest, figures, post_cache),
+                          pages_context(config, preview, with_search))
     store = KeptPages(config.cache_dir)
     done = ChangedPages()
     for page in renderer.pages(posts):

@@ -26,14 +26,14 @@ from typing import Any
 
 from .atomic import file_signature, write_if_changed
 from .cache import Cache
-from .changed_pages import KeptPages, PageDigests, pages_context, read_digest
+from .changed_pages import KeptPages, PageDigests, figures_digest, pages_context, read_digest
 from .config import SiteConfig
 from .content import Post
 from .errors import GenimgError, StaleState
 from .figures import Figures, StoredFigures
 from .pages import PageRenderer, split_read
 from .stamp import BuildStamp, Inputs, StampCheck
-from .state import PageState, PostCache, post_from_record
+from .state import PageState, PostCache, pictures_of, post_from_record
 
 #: A listing row's fields, in order
 _FILE, _TITLE, _DATE, _SLUG, _TAGS, _DRAFT, _SUMMARY, _EXTRA, _PARSED, _FIGURES = range(10)
@@ -48,11 +48,9 @@ def listing(posts: list[Post], post_cache: PostCache, figures: Figures) -> dict[
         file = post_cache.files[post.source]
         if post_cache.entry(file) is None:
             return {}
-        figures_digest = figures.digest(post)
-        post_cache.remember_figures(file, figures_digest, functools.partial(figures.stored,
-                                                                            post))
-        rows[str(post.source)] = _row(post, file, post_cache.digests[post.source],
-                                      figures_digest)
+        shown = figures_digest(figures, post_cache, post)
+        post_cache.remember_figures(file, shown, functools.partial(figures.stored, post))
+        rows[str(post.source)] = _row(post, file, post_cache.digests[post.source], shown)
     return rows
 
 
@@ -135,19 +133,13 @@ class _Stored:
             return last
         if ((post.date, post.slug, post.tags, post.draft)
                 != (last.date, last.slug, last.tags, last.draft)
-                or _pictures(entry["post"]) != _pictures(before["post"])):
+                or pictures_of(entry["post"]) != pictures_of(before["post"])):
             return None
         _ = last.html  # read from the last build's state, before it gives way to this one
         self.post_cache.carry(file, before)
         self.entries[path] = entry
         self.rows[path] = _row(post, file, entry["digest"], self.rows[path][_FIGURES])
         return post
-
-
-def _pictures(record: Mapping[str, Any]) -> list:
-    """A post's galleries as recorded, without where in the file they are."""
-    return [[columns, caption, [row[:-3] for row in rows], grid, compare]
-            for columns, caption, _line, rows, grid, compare in record["galleries"]]
 
 
 def patch(config: SiteConfig, preview: bool, stamp: BuildStamp, check: StampCheck,

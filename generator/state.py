@@ -152,6 +152,13 @@ def _json_field(spec: ImageSpec, name: str) -> Any:
     return [list(pair) for pair in value] if name == "loras" else value
 
 
+def pictures_of(record: Mapping[str, Any]) -> list:
+    """A post's galleries as ``post_record`` records them, without where in the file
+    they are: what its pictures and their figures are made from."""
+    return [[columns, caption, [row[:-3] for row in rows], grid, compare]
+            for columns, caption, _line, rows, grid, compare in record["galleries"]]
+
+
 def _json_safe(record: Mapping[str, Any]) -> bool:
     """Whether JSON gives ``record`` back as it is (YAML dates or int keys in ``extra``
     would come back as other types: such a post is simply parsed every time)."""
@@ -217,6 +224,16 @@ class PostCache:
             self.memory[name] = {"sha256": source_sha, "file": file, "entry": entry,
                                  "post": post}
         return post
+
+    def pictures(self, post: Post) -> str | None:
+        """Digest of the post's galleries wherever they stand in its file
+        (``pictures_of``); for a post parsed every time, of all its data."""
+        entry = self._entries.get(self.files.get(post.source, ""))
+        if entry is None:
+            return self.digests.get(post.source)
+        if "pictures" not in entry:
+            entry["pictures"] = digest(pictures_of(entry["post"]))
+        return entry["pictures"]
 
     def entry(self, file: str) -> dict[str, Any] | None:
         """This build's entry of a post (None if the post is parsed every time)."""

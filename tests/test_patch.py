@@ -217,12 +217,13 @@ EDITS = {
     "tags": ("tags: [a, b]", "tags: [b]"),
     "date": ("date: 2022-10-", "date: 2022-09-"),
     "prompt": ("prompt: picture {n}", "prompt: picture {n}, again"),
+    "alt": ("  seed: {n}", "  seed: {n}\n  alt: alt {n}"),  # out of the key, on share cards
 }
 WORDS = ["prose", "summary", "title", "extra"]  # drawn more often: edits a patch builds
 
 
 @pytest.mark.slow
-@settings(max_examples=12, deadline=None,
+@settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(1, 4), st.sampled_from(WORDS * 3 + sorted(EDITS))),
                 min_size=1, max_size=4, unique=True))
@@ -231,7 +232,8 @@ def test_any_edits_give_the_site_a_full_build_gives(make_blog: MakeBlog,
     with tempfile.TemporaryDirectory() as folder:
         root = settled(make_blog({f"2022-10-{n + 10:02d}-p{n}.md": post(n)
                                   for n in range(1, 5)},
-                                 DEFAULT_CONFIG + "search: false\n", name=Path(folder).name))
+                                 "title: T\nbase_url: https://example.org/\nsearch: false\n",
+                                 name=Path(folder).name))
         for n, kind in edits:
             path = root / "posts" / f"2022-10-{n + 10:02d}-p{n}.md"
             old, new = (text.format(n=n) for text in EDITS[kind])

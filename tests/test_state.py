@@ -144,6 +144,19 @@ def test_prose_edit_rerenders_only_the_pages_that_show_the_prose(blog: Path,
     assert site_tree(blog) == from_scratch(blog, tmp_path)
 
 
+def test_a_picture_setting_out_of_the_key_rerenders_the_pages_that_show_it(
+        make_blog: MakeBlog, tmp_path: Path) -> None:
+    """The newest post's first picture is every page's share card, its ``alt`` the
+    card's: a page that read a post's figures depends on its specs, not only its keys."""
+    blog = make_blog({f"2022-10-{n + 10:02d}-p{n}.md": post(n) for n in range(1, 5)},
+                     "title: Test blog\nbase_url: https://example.org/\n")
+    build_site(blog, PREVIEW)
+    edit(blog / "posts/2022-10-14-p4.md", "  seed: 4", "  seed: 4\n  alt: a fox at dusk")
+    build_site(blog, PREVIEW)
+    assert 'content="a fox at dusk"' in (blog / "site/tags/index.html").read_text()
+    assert site_tree(blog) == from_scratch(blog, tmp_path)
+
+
 @pytest.mark.parametrize("printed", ["{{ p|pprint }}", "{{ p }}"])
 def test_a_template_printing_a_post_whole_depends_on_all_of_it(blog: Path,
                                                                printed: str) -> None:
