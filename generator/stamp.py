@@ -124,12 +124,6 @@ class BuildStamp:
         self.path = config.cache_dir / STATE_DIR / "stamp.json"
         self.context = f"{code_digest()} {_versions()} preview={preview} drafts={drafts}"
 
-    def unchanged(self, inputs: Inputs) -> dict[str, Any] | None:
-        """The last build's report (posts, pictures) if nothing it read or wrote has
-        changed since (``inputs``: this build's scan); else None."""
-        check = self.check(inputs)
-        return check.report if check is not None and not check.posts else None
-
     def check(self, inputs: Inputs) -> StampCheck | None:
         """What changed since the last complete build, if only posts did (their content
         or just their stat); None if anything else did, or there is no stamp to say."""

@@ -325,12 +325,13 @@ class PageState:
         was last rendered (None if one is gone). A template reads the same posts again
         as long as everything it read is unchanged, so that digest decides.
         """
-        entry = self._old.get(page)
-        if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[1], list)):
+        reads = self.reads(page)
+        if reads is None:
             return False
+        entry = self._old[page]
         try:
             same = (entry[2] == file_stamp(on_disk)
-                    and digest_of([str(r) for r in entry[1]]) == entry[0])
+                    and digest_of([str(r) for r in reads]) == entry[0])
         except OSError:
             return False
         if same:
